@@ -1,0 +1,70 @@
+// Helpers shared by the test files: scratch directories, running the CLI, reading files.
+#pragma once
+
+#include <cstdio>
+#include <filesystem>
+#include <fstream>
+#include <sstream>
+#include <string>
+#include <sys/wait.h>
+#include <unistd.h>
+
+namespace hashmem::testing {
+
+// A fresh directory under the system temp dir, removed with its contents at the end of the test.
+class ScratchDir {
+ public:
+  ScratchDir() {
+    std::string pattern = (std::filesystem::temp_directory_path() / "hashmem-test-XXXXXX").string();
+    path_ = ::mkdtemp(pattern.data());
+  }
+  ~ScratchDir() {
+    std::error_code ec;
+    std::filesystem::remove_all(path_, ec);
+  }
+  std::string file(const std::string& name) const { return (path_ / name).string(); }
+  const std::filesystem::path& path() const { return path_; }
+
+ private:
+  std::filesystem::path path_;
+};
+
+inline std::string read_file(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  std::stringstream ss;
+  ss << in.rdbuf();
+  return ss.str();
+}
+
+inline void write_file(const std::string& path, const std::string& text) {
+  std::ofstream out(path, std::ios::binary);
+  out << text;
+}
+
+struct CommandResult {
+  int exit_code;
+  std::string out;  // stdout
+  std::string err;  // stderr
+};
+
+// Runs a shell command line, capturing stdout and stderr separately.
+inline CommandResult run_command(const std::string& command, const std::string& scratch_dir) {
+  const std::string out_path = scratch_dir + "/.cmd-stdout", err_path = scratch_dir + "/.cmd-stderr";
+  int status = std::system((command + " >" + out_path + " 2>" + err_path).c_str());
+  CommandResult r{WIFEXITED(status) ? WEXITSTATUS(status) : 128, read_file(out_path), read_file(err_path)};
+  std::filesystem::remove(out_path);
+  std::filesystem::remove(err_path);
+  return r;
+}
+
+// Number of regular files in a directory (to prove no partial or temporary file was left behind).
+inline int count_files(const std::filesystem::path& dir) {
+  int n = 0;
+  for (const auto& e : std::filesystem::directory_iterator(dir)) n += e.is_regular_file();
+  return n;
+}
+
+inline bool have_system_python() { return ::access(HASHMEM_SYSTEM_PYTHON, X_OK) == 0; }
+inline bool have_shared() { return std::filesystem::exists(HASHMEM_SHARED_DIR "/SPEC.md"); }
+
+}  // namespace hashmem::testing
