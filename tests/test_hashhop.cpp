@@ -379,6 +379,20 @@ TEST_F(HashHopCli, FailedRunKeepsTheExistingOutput) {
   EXPECT_EQ(testing::count_files(dir_.path()), 2);
 }
 
+TEST_F(HashHopCli, InterruptedGenerationLeavesNoFile) {
+  // SIGTERM while the (temporary) output is being written: neither the output nor the temporary remains.
+  const std::string dir = dir_.path().string();
+  const std::string script =
+      "sh -c '" + std::string(HASHMEM_CLI) + " hashhop generate --chars 30000000 --samples 500 --out " + dir +
+      "/out.jsonl 2>/dev/null & p=$!; i=0; "
+      "while ! ls " + dir + "/out.jsonl.tmp-* >/dev/null 2>&1 && [ $i -lt 400 ]; do sleep 0.05; i=$((i+1)); done; "
+      "ls " + dir + "/out.jsonl.tmp-* >/dev/null 2>&1 && echo writing; kill -TERM $p; wait $p; echo exit=$?'";
+  auto r = testing::run_command(script, "/tmp");
+  EXPECT_NE(r.out.find("writing"), std::string::npos) << r.out << r.err;
+  EXPECT_NE(r.out.find("exit=143"), std::string::npos) << r.out << r.err;
+  EXPECT_EQ(testing::count_files(dir_.path()), 0);
+}
+
 TEST_F(HashHopCli, GenerateSolveScorePipeline) {
   const std::string data = dir_.file("d.jsonl"), pred = dir_.file("p.jsonl");
   auto r = run("hashhop generate --seed 7 --tokens 2000 --hops 3 --hash-length 8 --queries 4 --cot --samples 3 --out " +

@@ -1,5 +1,9 @@
+#include <array>
+#include <atomic>
 #include <cerrno>
+#include <csignal>
 #include <cstdlib>
+#include <mutex>
 #include <cstring>
 #include <fcntl.h>
 #include <sys/stat.h>
@@ -19,6 +23,44 @@ std::string directory_of(const std::string& path) {
   return path.substr(0, slash);
 }
 
+// Temporary files still being written, so that Ctrl-C / SIGTERM / SIGHUP remove them before the process
+// dies (kill -9 cannot be caught: what remains then is a "<path>.tmp-XXXXXX" file, never a partial <path>).
+std::array<std::atomic<const char*>, 32> g_temporaries{};
+
+void remove_temporaries_and_reraise(int sig) {
+  for (auto& t : g_temporaries) {
+    const char* path = t.load();
+    if (path) ::unlink(path);  // async-signal-safe
+  }
+  ::signal(sig, SIG_DFL);
+  ::raise(sig);
+}
+
+void register_temporary(const char* path) {
+  static std::once_flag once;
+  std::call_once(once, [] {
+    for (int sig : {SIGINT, SIGTERM, SIGHUP}) {
+      struct sigaction old {};
+      if (::sigaction(sig, nullptr, &old) == 0 && old.sa_handler == SIG_DFL) {  // keep handlers the app set
+        struct sigaction sa {};
+        sa.sa_handler = remove_temporaries_and_reraise;
+        ::sigaction(sig, &sa, nullptr);
+      }
+    }
+  });
+  for (auto& t : g_temporaries) {
+    const char* expected = nullptr;
+    if (t.compare_exchange_strong(expected, path)) return;
+  }
+}
+
+void unregister_temporary(const char* path) {
+  for (auto& t : g_temporaries) {
+    const char* expected = path;
+    if (t.compare_exchange_strong(expected, nullptr)) return;
+  }
+}
+
 }  // namespace
 
 OutputFile::OutputFile(const std::string& path) : path_(path) {
@@ -35,10 +77,15 @@ OutputFile::OutputFile(const std::string& path) : path_(path) {
     fd_ = ::mkstemp(temp_path_.data());
     if (fd_ < 0) throw Error("cannot create output file '" + path + "': " + errno_text());
     ::fchmod(fd_, 0644);
+    register_temporary(temp_path_.c_str());
   }
   buffer_ = static_cast<char*>(std::malloc(kBufferSize));
   if (!buffer_) {
-    if (!to_stdout_) { ::close(fd_); ::unlink(temp_path_.c_str()); }
+    if (!to_stdout_) {
+      ::close(fd_);
+      ::unlink(temp_path_.c_str());
+      unregister_temporary(temp_path_.c_str());
+    }
     throw Error("out of memory for the output buffer of '" + path + "'");
   }
 }
@@ -47,6 +94,7 @@ OutputFile::~OutputFile() {
   if (!to_stdout_ && fd_ >= 0) {
     ::close(fd_);
     if (!committed_) ::unlink(temp_path_.c_str());
+    unregister_temporary(temp_path_.c_str());
   }
   std::free(buffer_);
 }
