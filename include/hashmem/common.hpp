@@ -54,6 +54,7 @@ class OutputFile {
  private:
   static constexpr std::size_t kBufferSize = 1 << 20;
   void flush_buffer();
+  void write_through(const char* data, std::size_t size);  // unbuffered, counts into written_
 
   std::string path_;
   std::string temp_path_;

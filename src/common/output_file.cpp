@@ -99,33 +99,28 @@ OutputFile::~OutputFile() {
   std::free(buffer_);
 }
 
-void OutputFile::flush_buffer() {
+void OutputFile::write_through(const char* data, std::size_t size) {
   std::size_t off = 0;
-  while (off < used_) {
-    ssize_t n = ::write(fd_, buffer_ + off, used_ - off);
+  while (off < size) {
+    ssize_t n = ::write(fd_, data + off, size - off);
     if (n < 0) {
       if (errno == EINTR) continue;
       throw Error("cannot write '" + path_ + "': " + errno_text());
     }
     off += static_cast<std::size_t>(n);
   }
-  written_ += used_;
+  written_ += size;
+}
+
+void OutputFile::flush_buffer() {
+  write_through(buffer_, used_);
   used_ = 0;
 }
 
 void OutputFile::write(const char* data, std::size_t size) {
   if (size >= kBufferSize) {
     flush_buffer();
-    std::size_t off = 0;
-    while (off < size) {
-      ssize_t n = ::write(fd_, data + off, size - off);
-      if (n < 0) {
-        if (errno == EINTR) continue;
-        throw Error("cannot write '" + path_ + "': " + errno_text());
-      }
-      off += static_cast<std::size_t>(n);
-    }
-    written_ += size;
+    write_through(data, size);
     return;
   }
   if (used_ + size > kBufferSize) flush_buffer();
