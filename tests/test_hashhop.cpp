@@ -367,6 +367,15 @@ TEST_F(HashHopCli, UnwritableOutAndUnreadableInputs) {
   EXPECT_NE(r.exit_code, 0);
   EXPECT_NE(r.err.find("not valid JSON"), std::string::npos) << r.err;
   EXPECT_FALSE(std::filesystem::exists(dir_.file("pred.jsonl")));
+
+  ASSERT_EQ(run("hashhop generate --chars 3000 --out " + dir_.file("d.jsonl")).exit_code, 0);
+  testing::write_file(dir_.file("bad-pred.jsonl"), "{\"sample\": 0, \"query\": \"x\"}\n");
+  r = run("hashhop score --dataset " + dir_.file("d.jsonl") + " --predictions " + dir_.file("bad-pred.jsonl"));
+  EXPECT_NE(r.exit_code, 0);
+  EXPECT_NE(r.err.find("bad-pred.jsonl' line 1: needs \"query\" and \"answer\""), std::string::npos) << r.err;
+  r = run("hashhop score --dataset " + dir_.file("d.jsonl") + " --predictions " + dir_.file("nope.jsonl"));
+  EXPECT_NE(r.exit_code, 0);
+  EXPECT_NE(r.err.find("cannot open"), std::string::npos) << r.err;
 }
 
 TEST_F(HashHopCli, FailedRunKeepsTheExistingOutput) {
