@@ -12,6 +12,7 @@ namespace hashmem::cli {
 using Action = std::function<int()>;
 
 void register_hashhop(CLI::App& app, Action& action);
+void register_engram(CLI::App& app, Action& action);
 void register_bench(CLI::App& app, Action& action);
 
 // Prints `value` as pretty JSON on stdout.

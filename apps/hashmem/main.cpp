@@ -25,6 +25,7 @@ int main(int argc, char** argv) {
   app.require_subcommand(1);
   hashmem::cli::Action action;
   hashmem::cli::register_hashhop(app, action);
+  hashmem::cli::register_engram(app, action);
   hashmem::cli::register_bench(app, action);
   try {
     app.parse(argc, argv);

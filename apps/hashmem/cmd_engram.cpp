@@ -1,0 +1,200 @@
+// hashmem engram layout | hash | compress
+#include <cstdio>
+#include <fstream>
+#include <memory>
+#include <sstream>
+
+#include "cli.hpp"
+#include "hashmem/engram.hpp"
+
+namespace hashmem::cli {
+namespace {
+
+using engram::Config;
+using engram::Layout;
+using ojson = nlohmann::ordered_json;
+
+struct LayoutOptions {
+  std::string preset, config, dtype = "f32";
+  std::int64_t compressed_vocab = 0, head_dim = 0;
+  bool json = false;
+};
+
+Config config_of(const std::string& preset, const std::string& config_path) {
+  if (preset.empty() == config_path.empty()) throw Error("give exactly one of --preset or --config");
+  return preset.empty() ? engram::load_config(config_path) : engram::preset(preset);
+}
+
+// Bytes of one table row of `head_dim` values: fp8 e4m3 carries one ue8m0 scale byte per 32 values.
+double row_bytes(const std::string& dtype, std::int64_t head_dim) {
+  if (dtype == "f32") return 4.0 * head_dim;
+  if (dtype == "bf16") return 2.0 * head_dim;
+  if (dtype == "fp8") return static_cast<double>(head_dim + (head_dim + 31) / 32);
+  throw Error("--dtype must be f32, bf16 or fp8, got '" + dtype + "'");
+}
+
+std::string human_bytes(double b) {
+  const char* units[] = {"B", "KiB", "MiB", "GiB", "TiB"};
+  int u = 0;
+  while (b >= 1024 && u < 4) b /= 1024, ++u;
+  char buf[32];
+  std::snprintf(buf, sizeof buf, "%.2f %s", b, units[u]);
+  return buf;
+}
+
+int run_layout(const LayoutOptions& o) {
+  Config config = config_of(o.preset, o.config);
+  if (o.compressed_vocab) config.compressed_vocab = o.compressed_vocab;
+  if (o.head_dim) config.head_dim = o.head_dim;
+  const Layout layout = engram::make_layout(config);
+  const double per_row = row_bytes(o.dtype, config.head_dim);
+  ojson layers = ojson::array();
+  std::int64_t total_rows = 0;
+  for (const auto& layer : layout.layers) {
+    total_rows += layer.rows;
+    layers.push_back({{"layer", layer.layer_id},
+                      {"multipliers", layer.multipliers},
+                      {"primes", layer.primes},
+                      {"offsets", layer.offsets},
+                      {"rows", layer.rows},
+                      {"parameters", layer.rows * config.head_dim},
+                      {"bytes", per_row * static_cast<double>(layer.rows)}});
+  }
+  if (o.json) {
+    print_json({{"vocab_per_order", config.vocab_per_order},
+                {"max_ngram", config.max_ngram},
+                {"heads", config.heads},
+                {"pad_id", config.pad_id},
+                {"seed", config.seed},
+                {"compressed_vocab", config.compressed_vocab},
+                {"head_dim", config.head_dim},
+                {"dtype", o.dtype},
+                {"layers", layers},
+                {"total_rows", total_rows},
+                {"total_parameters", total_rows * config.head_dim},
+                {"total_bytes", per_row * static_cast<double>(total_rows)}});
+    return 0;
+  }
+  std::printf("Engram layout: orders 2-%d, %d heads per order, compressed vocab %lld, pad %lld, seed %llu, "
+              "head_dim %lld, %s\n",
+              config.max_ngram, config.heads, static_cast<long long>(config.compressed_vocab),
+              static_cast<long long>(config.pad_id), static_cast<unsigned long long>(config.seed),
+              static_cast<long long>(config.head_dim), o.dtype.c_str());
+  for (const auto& layer : layout.layers) {
+    std::printf("layer %lld: %lld rows, %lld parameters, %s\n  multipliers:", static_cast<long long>(layer.layer_id),
+                static_cast<long long>(layer.rows), static_cast<long long>(layer.rows * config.head_dim),
+                human_bytes(per_row * static_cast<double>(layer.rows)).c_str());
+    for (auto m : layer.multipliers) std::printf(" %lld", static_cast<long long>(m));
+    std::printf("\n");
+    for (std::size_t n = 0; n < layer.primes.size(); ++n) {
+      std::printf("  %zu-gram primes:", n + 2);
+      for (auto p : layer.primes[n]) std::printf(" %lld", static_cast<long long>(p));
+      std::printf("\n  %zu-gram offsets:", n + 2);
+      for (std::size_t j = 0; j < layer.primes[n].size(); ++j) {
+        std::printf(" %lld", static_cast<long long>(layer.offsets[n * layer.primes[n].size() + j]));
+      }
+      std::printf("\n");
+    }
+  }
+  std::printf("total: %lld rows, %lld parameters, %s\n", static_cast<long long>(total_rows),
+              static_cast<long long>(total_rows * config.head_dim),
+              human_bytes(per_row * static_cast<double>(total_rows)).c_str());
+  return 0;
+}
+
+// A JSON list of equally long rows of integer ids.
+std::vector<std::int64_t> read_token_rows(const std::string& path, std::int64_t& batch, std::int64_t& tokens) {
+  std::ifstream in(path);
+  if (!in) throw Error("cannot read tokens '" + path + "'");
+  std::stringstream ss;
+  ss << in.rdbuf();
+  nlohmann::json j = nlohmann::json::parse(ss.str(), nullptr, false);
+  if (j.is_discarded()) throw Error("tokens '" + path + "' are not valid JSON");
+  if (!j.is_array() || j.empty()) throw Error("tokens '" + path + "' must be a non-empty JSON list of rows of ids");
+  batch = static_cast<std::int64_t>(j.size());
+  tokens = -1;
+  std::vector<std::int64_t> ids;
+  for (std::size_t b = 0; b < j.size(); ++b) {
+    const auto& row = j[b];
+    if (!row.is_array()) throw Error("tokens '" + path + "': row " + std::to_string(b) + " is not a list");
+    if (tokens >= 0 && static_cast<std::int64_t>(row.size()) != tokens) {
+      throw Error("tokens '" + path + "': row " + std::to_string(b) + " has " + std::to_string(row.size()) +
+                  " ids, row 0 has " + std::to_string(tokens) + " (rows must have equal length)");
+    }
+    tokens = static_cast<std::int64_t>(row.size());
+    for (const auto& v : row) {
+      if (!v.is_number_integer()) throw Error("tokens '" + path + "': row " + std::to_string(b) + " holds a non-integer");
+      ids.push_back(v.get<std::int64_t>());
+    }
+  }
+  return ids;
+}
+
+int run_hash(const std::string& config_path, const std::string& tokens_path, bool row_ids, const std::string& out_path) {
+  const Layout layout = engram::make_layout(engram::load_config(config_path));
+  std::int64_t batch = 0, tokens = 0;
+  const std::vector<std::int64_t> ids = read_token_rows(tokens_path, batch, tokens);
+  const std::int64_t columns = layout.config.columns();
+  ojson layers = ojson::object();
+  std::vector<std::int64_t> out(ids.size() * static_cast<std::size_t>(columns));
+  for (std::size_t li = 0; li < layout.layers.size(); ++li) {
+    const auto& layer = layout.layers[li];
+    engram::hash_batch(layout, li, ids.data(), batch, tokens, out.data(), row_ids, 0);
+    ojson hashes = ojson::array();
+    for (std::int64_t b = 0; b < batch; ++b) {
+      ojson row = ojson::array();
+      for (std::int64_t t = 0; t < tokens; ++t) {
+        const auto* p = out.data() + (b * tokens + t) * columns;
+        row.push_back(std::vector<std::int64_t>(p, p + columns));
+      }
+      hashes.push_back(std::move(row));
+    }
+    layers[std::to_string(layer.layer_id)] = {{"multipliers", layer.multipliers},
+                                              {"primes", layer.primes},
+                                              {"rows", layer.rows},
+                                              {row_ids ? "row_ids" : "hashes", std::move(hashes)}};
+  }
+  const std::string text = ojson{{"layers", std::move(layers)}}.dump() + "\n";
+  if (out_path == "-") {
+    std::fwrite(text.data(), 1, text.size(), stdout);
+  } else {
+    write_file_atomically(out_path, text);
+  }
+  return 0;
+}
+
+}  // namespace
+
+void register_engram(CLI::App& app, Action& action) {
+  CLI::App* engram = app.add_subcommand("engram", "Engram addressing: layouts, n-gram hashing, tokenizer compression");
+  engram->require_subcommand(1);
+
+  auto lo = std::make_shared<LayoutOptions>();
+  std::string presets;
+  for (const auto& n : engram::preset_names()) presets += (presets.empty() ? "" : ", ") + n;
+  CLI::App* layout = engram->add_subcommand("layout", "Multipliers, primes, offsets, rows and table size per layer");
+  layout->add_option("--preset", lo->preset, "One of: " + presets);
+  layout->add_option("--config", lo->config, "JSON config file (keys of hash-cases.json, optional preset)");
+  layout->add_option("--compressed-vocab", lo->compressed_vocab, "Override the compressed vocabulary size");
+  layout->add_option("--head-dim", lo->head_dim, "Override the row width per head");
+  layout->add_option("--dtype", lo->dtype, "Row dtype for the size: f32, bf16 or fp8 (e4m3 + ue8m0 scale per 32)")
+      ->capture_default_str();
+  layout->add_flag("--json", lo->json, "Print as JSON");
+  layout->callback([lo, &action] { action = [lo] { return run_layout(*lo); }; });
+
+  auto config = std::make_shared<std::string>();
+  auto tokens = std::make_shared<std::string>();
+  auto out = std::make_shared<std::string>("-");
+  auto row_ids = std::make_shared<bool>(false);
+  auto json_flag = std::make_shared<bool>(false);
+  CLI::App* hash = engram->add_subcommand(
+      "hash", "Hash compressed ids: {\"layers\": {id: {multipliers, primes, rows, hashes [B][T][columns]}}}");
+  hash->add_option("--config", *config, "JSON config (keys of hash-cases.json)")->required();
+  hash->add_option("--tokens", *tokens, "JSON list of rows of compressed ids")->required();
+  hash->add_flag("--row-ids", *row_ids, "Add each column's offset: table row ids instead of hashes");
+  hash->add_option("--out", *out, "Output file, written atomically ('-' = stdout)")->capture_default_str();
+  hash->add_flag("--json", *json_flag, "Output is always JSON (accepted for uniformity)");
+  hash->callback([=, &action] { action = [=] { return run_hash(*config, *tokens, *row_ids, *out); }; });
+}
+
+}  // namespace hashmem::cli
