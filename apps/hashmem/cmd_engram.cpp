@@ -163,6 +163,47 @@ int run_hash(const std::string& config_path, const std::string& tokens_path, boo
   return 0;
 }
 
+struct CompressOptions {
+  std::string tokenizer, out;
+  bool json = false;
+};
+
+// Summary on stdout (text or --json); the whole lookup, with each compressed id's key, to --out.
+int run_compress(const CompressOptions& o) {
+  const engram::Compression c = engram::compress_tokenizer(o.tokenizer);
+  const std::string sha = engram::lookup_sha256(c);
+  if (!o.out.empty()) {
+    const std::string text = ojson{{"tokenizer_entries", c.tokenizer_entries},
+                                   {"compressed_vocab", c.compressed_vocab},
+                                   {"lookup_sha256", sha},
+                                   {"lookup", c.lookup},
+                                   {"keys", c.keys}}
+                                 .dump(-1, ' ', false, nlohmann::json::error_handler_t::replace) +
+                             "\n";
+    write_file_atomically(o.out, text);
+  }
+  ojson sample = ojson::object();
+  for (std::int64_t id : {std::int64_t{0}, std::int64_t{1}, std::int64_t{2}, std::int64_t{100}, std::int64_t{1000},
+                          std::int64_t{50000}, std::int64_t{127999}, std::int64_t{128000}, c.tokenizer_entries - 1}) {
+    if (id >= 0 && id < c.tokenizer_entries) sample[std::to_string(id)] = c.lookup[static_cast<std::size_t>(id)];
+  }
+  if (o.json) {
+    print_json({{"tokenizer", o.tokenizer},
+                {"tokenizer_entries", c.tokenizer_entries},
+                {"compressed_vocab", c.compressed_vocab},
+                {"lookup_sha256", sha},
+                {"sample", sample}});
+    return 0;
+  }
+  std::printf("%s: %lld tokenizer entries -> %lld compressed ids (%.1f%% fewer)\nlookup sha256: %s\n",
+              o.tokenizer.c_str(), static_cast<long long>(c.tokenizer_entries),
+              static_cast<long long>(c.compressed_vocab),
+              100.0 * (1.0 - static_cast<double>(c.compressed_vocab) / static_cast<double>(c.tokenizer_entries)),
+              sha.c_str());
+  if (!o.out.empty()) std::printf("lookup written to %s\n", o.out.c_str());
+  return 0;
+}
+
 }  // namespace
 
 void register_engram(CLI::App& app, Action& action) {
@@ -195,6 +236,14 @@ void register_engram(CLI::App& app, Action& action) {
   hash->add_option("--out", *out, "Output file, written atomically ('-' = stdout)")->capture_default_str();
   hash->add_flag("--json", *json_flag, "Output is always JSON (accepted for uniformity)");
   hash->callback([=, &action] { action = [=] { return run_hash(*config, *tokens, *row_ids, *out); }; });
+
+  auto co = std::make_shared<CompressOptions>();
+  CLI::App* compress = engram->add_subcommand(
+      "compress", "Compress a tokenizer's vocabulary (Hugging Face byte-level BPE tokenizer.json or SentencePiece model)");
+  compress->add_option("--tokenizer", co->tokenizer, "tokenizer.json or SentencePiece .model")->required();
+  compress->add_option("--out", co->out, "Write the lookup (and each compressed id's key) as JSON, atomically");
+  compress->add_flag("--json", co->json, "Print the summary as JSON");
+  compress->callback([co, &action] { action = [co] { return run_compress(*co); }; });
 }
 
 }  // namespace hashmem::cli

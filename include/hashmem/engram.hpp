@@ -114,10 +114,12 @@ class StreamingHasher {
 // ---- tokenizer compression ----
 
 // The demo's CompressedTokenizer: each id of the tokenizer maps to a compressed id; ids whose decoded text
-// normalises to the same key share one. key = the raw token string if decode([id]) is not clean UTF-8 (it
-// contains U+FFFD), else normalize(text), or text if that is empty; compressed ids are assigned first-seen in
-// id order. normalize = NFKC → NFD → drop nonspacing marks (Mn) → lowercase → "[ \t\r\n]+" → " " → a string
-// that is exactly " " stays " " → strip (Python str.strip whitespace) — ICU does the Unicode work.
+// normalises to the same key share one. text = decode([id]) (byte-level BPE: the token's bytes; added tokens:
+// their content; ids no entry names: ""). key = the raw token string if text is not clean UTF-8 or contains
+// U+FFFD, else normalize(text), or text if that is empty; compressed ids are assigned first-seen in id order.
+// normalize = NFKC → NFD → drop nonspacing marks (Mn) → lowercase → "[ \t\r\n]+" → " " → a string that is
+// exactly " " stays " " → strip (Python str.strip whitespace). ICU does the Unicode work (docs/engram.md
+// lists where ICU's and Python's Unicode tables may disagree).
 struct Compression {
   std::int64_t tokenizer_entries = 0;
   std::int64_t compressed_vocab = 0;
@@ -126,15 +128,21 @@ struct Compression {
 };
 
 // From a Hugging Face tokenizer.json with a byte-level BPE model (model.vocab + added_tokens). Throws Error
-// naming the file and problem when it is not JSON, not byte-level BPE, or has holes it cannot decode.
+// naming the file and problem when it is not JSON, not a BPE model with a ByteLevel decoder, gives one id to two
+// vocab tokens, has a token outside the byte-level alphabet, or an id that is not an integer in [0, 2^26).
 Compression compress_hf_tokenizer(const std::string& tokenizer_json_path);
-// From a SentencePiece model file (decode of one piece via libsentencepiece).
+// From a SentencePiece model file: text = DecodeIds({id}) via libsentencepiece, except control and unknown
+// pieces, which keep their piece string (as a Hugging Face decode([id]) shows them).
 Compression compress_sentencepiece(const std::string& model_path);
 // Picks by content: a JSON file is a HF tokenizer, anything else a SentencePiece model.
 Compression compress_tokenizer(const std::string& path);
 
 // The normaliser alone (UTF-8 in, UTF-8 out), exposed for tests and tools.
 std::string normalize_token_text(const std::string& utf8);
+
+// SHA-256 (hex) of the lookup written as decimal ids joined by "," — the fingerprint compress_ref.py prints,
+// and what a table's metadata records to tie it to its tokenizer.
+std::string lookup_sha256(const Compression& compression);
 
 // Maps token ids [n] to compressed ids with the lookup; negative ids pass through; ids >= tokenizer_entries
 // throw Error naming the id and position.
