@@ -2,6 +2,7 @@
 #include <nlohmann/json.hpp>
 #include <random>
 
+#include "common/huge_pages.hpp"
 #include "common/numpy_rng.hpp"
 #include "hashmem/engram.hpp"
 #include "test_util.hpp"
@@ -165,10 +166,34 @@ TEST(EngramHash, FastPathEqualsReferenceWithNegativeIdsAndThreads) {
       }
     }
   }
+  // Edge configs for the all-double path: primes just under its limit (2^23 − 32) and at its floor (2^13), with
+  // vocabularies so small that multipliers (and mixes) come near 2^63, or so large that ids do.
+  for (std::int64_t vocab : {8388000LL, 8192LL}) {
+    for (std::int64_t compressed : {2LL, 3LL, 1000LL, (1LL << 29) - 1}) {
+      Config c;
+      c.vocab_per_order = {vocab, vocab};
+      c.max_ngram = 3;
+      c.heads = 8;
+      c.layers = {0, 1};
+      c.pad_id = 0;
+      c.compressed_vocab = compressed;
+      const Layout layout = make_layout(c);
+      const auto ids = random_ids(rng, 3 * 1000, compressed, false);
+      for (std::size_t li = 0; li < layout.layers.size(); ++li) {
+        EXPECT_EQ(hash_all(layout, li, ids, 3, false, true), hash_all(layout, li, ids, 3, true, true))
+            << "vocab " << vocab << " compressed " << compressed;
+      }
+    }
+  }
   // Large enough to use both threads.
   const Layout demo = make_layout(preset("deepseek-demo"));
   const auto ids = random_ids(rng, 4 * 50000, 99092, false);
   EXPECT_EQ(hash_all(demo, 1, ids, 4, false, true, 2), hash_all(demo, 1, ids, 4, true, true));
+  // A 64-byte-aligned output larger than L2 takes the non-temporal store path.
+  HugeVector<std::int64_t> aligned(ids.size() * 16);
+  ASSERT_EQ(reinterpret_cast<std::uintptr_t>(aligned.data()) % 64, 0u);
+  hash_batch(demo, 1, ids.data(), 4, 50000, aligned.data(), true, 1);
+  EXPECT_TRUE(std::equal(aligned.begin(), aligned.end(), hash_all(demo, 1, ids, 4, true, true).begin()));
 }
 
 TEST(EngramHash, RowIdsAreOffsetHashesWithinTheTable) {

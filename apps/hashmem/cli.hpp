@@ -14,6 +14,7 @@ using Action = std::function<int()>;
 void register_hashhop(CLI::App& app, Action& action);
 void register_engram(CLI::App& app, Action& action);
 void register_bench(CLI::App& app, Action& action);
+void register_bench_engram(CLI::App* bench, Action& action);  // bench engram-hash
 
 // Prints `value` as pretty JSON on stdout.
 void print_json(const nlohmann::ordered_json& value);

@@ -189,6 +189,7 @@ void register_bench(CLI::App& app, Action& action) {
   hh->add_flag("--keep", o->keep, "Keep the generated files");
   hh->add_flag("--json", o->json, "Print the figures as JSON");
   hh->callback([o, &action] { action = [o] { return run_hashhop_bench(*o); }; });
+  register_bench_engram(bench, action);
 }
 
 }  // namespace hashmem::cli

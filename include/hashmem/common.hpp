@@ -112,4 +112,7 @@ class Progress {
 // Monotonic clock in seconds.
 double now_seconds();
 
+// SHA-256 of a byte range as 64 lowercase hex digits (OpenSSL).
+std::string sha256_hex(const void* data, std::size_t size);
+
 }  // namespace hashmem

@@ -1,7 +1,6 @@
 // Tokenizer compression (SPEC §2, the demo's CompressedTokenizer): ids whose decoded text normalises to the same
 // key share one compressed id. Unicode work (NFKC, NFD, general categories, full lowercasing with final sigma,
 // bidi classes for Python's whitespace) is ICU's; the rest is the demo's plain string handling.
-#include <openssl/evp.h>
 #include <sentencepiece_processor.h>
 #include <unicode/locid.h>
 #include <unicode/normalizer2.h>
@@ -280,18 +279,7 @@ std::string lookup_sha256(const Compression& compression) {
     if (i) joined.push_back(',');
     joined += std::to_string(compression.lookup[i]);
   }
-  unsigned char digest[EVP_MAX_MD_SIZE];
-  unsigned int length = 0;
-  if (EVP_Digest(joined.data(), joined.size(), digest, &length, EVP_sha256(), nullptr) != 1) {
-    throw Error("SHA-256 of the compression lookup failed");
-  }
-  std::string hex;
-  char buffer[3];
-  for (unsigned int i = 0; i < length; ++i) {
-    std::snprintf(buffer, sizeof buffer, "%02x", digest[i]);
-    hex += buffer;
-  }
-  return hex;
+  return sha256_hex(joined.data(), joined.size());
 }
 
 }  // namespace hashmem::engram
