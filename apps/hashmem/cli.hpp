@@ -15,6 +15,12 @@ void register_hashhop(CLI::App& app, Action& action);
 void register_engram(CLI::App& app, Action& action);
 void register_bench(CLI::App& app, Action& action);
 void register_bench_engram(CLI::App* bench, Action& action);  // bench engram-hash
+void register_bench_store(CLI::App* bench, Action& action);   // bench store, bench gather
+
+void register_table(CLI::App& app, Action& action);
+
+// "1.50 GiB": bytes with a binary unit.
+std::string human_bytes(double bytes);
 
 // Prints `value` as pretty JSON on stdout.
 void print_json(const nlohmann::ordered_json& value);

@@ -190,6 +190,7 @@ void register_bench(CLI::App& app, Action& action) {
   hh->add_flag("--json", o->json, "Print the figures as JSON");
   hh->callback([o, &action] { action = [o] { return run_hashhop_bench(*o); }; });
   register_bench_engram(bench, action);
+  register_bench_store(bench, action);
 }
 
 }  // namespace hashmem::cli

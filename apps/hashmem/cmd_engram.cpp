@@ -33,15 +33,6 @@ double row_bytes(const std::string& dtype, std::int64_t head_dim) {
   throw Error("--dtype must be f32, bf16 or fp8, got '" + dtype + "'");
 }
 
-std::string human_bytes(double b) {
-  const char* units[] = {"B", "KiB", "MiB", "GiB", "TiB"};
-  int u = 0;
-  while (b >= 1024 && u < 4) b /= 1024, ++u;
-  char buf[32];
-  std::snprintf(buf, sizeof buf, "%.2f %s", b, units[u]);
-  return buf;
-}
-
 int run_layout(const LayoutOptions& o) {
   Config config = config_of(o.preset, o.config);
   if (o.compressed_vocab) config.compressed_vocab = o.compressed_vocab;

@@ -9,6 +9,15 @@ namespace hashmem::cli {
 
 void print_json(const nlohmann::ordered_json& value) { std::cout << value.dump(2) << std::endl; }
 
+std::string human_bytes(double b) {
+  const char* units[] = {"B", "KiB", "MiB", "GiB", "TiB"};
+  int u = 0;
+  while (b >= 1024 && u < 4) b /= 1024, ++u;
+  char buf[32];
+  std::snprintf(buf, sizeof buf, "%.2f %s", b, units[u]);
+  return buf;
+}
+
 std::string self_executable() {
   char buf[4096];
   ssize_t n = ::readlink("/proc/self/exe", buf, sizeof buf - 1);
@@ -26,6 +35,7 @@ int main(int argc, char** argv) {
   hashmem::cli::Action action;
   hashmem::cli::register_hashhop(app, action);
   hashmem::cli::register_engram(app, action);
+  hashmem::cli::register_table(app, action);
   hashmem::cli::register_bench(app, action);
   try {
     app.parse(argc, argv);

@@ -72,6 +72,10 @@ struct Layout {
 // Derives multipliers and the global prime walk (a prime is used once across all layers and orders).
 Layout make_layout(const Config& config);
 
+// The layout's config as JSON with its multipliers and primes written out, so that
+// make_layout(config_from_json_text(text)) reproduces the layout without re-deriving anything.
+std::string config_to_json_text(const Layout& layout);
+
 // Deterministic Miller–Rabin, exact for every 64-bit n.
 bool is_prime(std::uint64_t n);
 

@@ -109,4 +109,25 @@ Config load_config(const std::string& path) {
   return config_from_json_text(ss.str(), path);
 }
 
+
+std::string config_to_json_text(const Layout& layout) {
+  const Config& c = layout.config;
+  nlohmann::ordered_json j;
+  j["vocab_per_order"] = c.vocab_per_order;
+  j["max_ngram"] = c.max_ngram;
+  j["heads"] = c.heads;
+  j["layers"] = c.layers;
+  j["pad_id"] = c.pad_id;
+  j["seed"] = c.seed;
+  j["compressed_vocab"] = c.compressed_vocab;
+  j["head_dim"] = c.head_dim;
+  auto& multipliers = j["multipliers"] = nlohmann::ordered_json::array();
+  auto& primes = j["primes"] = nlohmann::ordered_json::array();
+  for (const LayerLayout& l : layout.layers) {
+    multipliers.push_back(l.multipliers);
+    primes.push_back(l.primes);
+  }
+  return j.dump();
+}
+
 }  // namespace hashmem::engram

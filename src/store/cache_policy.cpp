@@ -1,0 +1,430 @@
+#include "store/cache_policy.hpp"
+
+#include <algorithm>
+
+#include "hashmem/common.hpp"
+#include "store/row_map.hpp"
+
+namespace hashmem::store {
+
+Policy parse_policy(const std::string& name) {
+  if (name == "lru") return Policy::lru;
+  if (name == "s3fifo") return Policy::s3fifo;
+  if (name == "tinylfu") return Policy::tinylfu;
+  throw Error("unknown cache policy '" + name + "' (known: lru, s3fifo, tinylfu)");
+}
+
+const char* policy_name(Policy policy) {
+  switch (policy) {
+    case Policy::lru: return "lru";
+    case Policy::s3fifo: return "s3fifo";
+    case Policy::tinylfu: return "tinylfu";
+  }
+  return "?";
+}
+
+namespace {
+
+// Doubly linked lists threaded through the slots: every slot is on at most one list (queue) at a time.
+class SlotLists {
+ public:
+  SlotLists(std::int64_t slots, int lists)
+      : prev_(static_cast<std::size_t>(slots), -1), next_(static_cast<std::size_t>(slots), -1),
+        list_(static_cast<std::size_t>(slots), -1), head_(lists, -1), tail_(lists, -1), size_(lists, 0) {}
+
+  void push_front(int l, std::int64_t s) {
+    const auto i = static_cast<std::size_t>(s);
+    prev_[i] = -1;
+    next_[i] = head_[l];
+    if (head_[l] >= 0) prev_[static_cast<std::size_t>(head_[l])] = s;
+    head_[l] = s;
+    if (tail_[l] < 0) tail_[l] = s;
+    list_[i] = l;
+    ++size_[l];
+  }
+  void remove(std::int64_t s) {
+    const auto i = static_cast<std::size_t>(s);
+    const int l = list_[i];
+    if (prev_[i] >= 0) next_[static_cast<std::size_t>(prev_[i])] = next_[i]; else head_[l] = next_[i];
+    if (next_[i] >= 0) prev_[static_cast<std::size_t>(next_[i])] = prev_[i]; else tail_[l] = prev_[i];
+    list_[i] = -1;
+    --size_[l];
+  }
+  void move_front(int l, std::int64_t s) {
+    remove(s);
+    push_front(l, s);
+  }
+  int list_of(std::int64_t s) const { return list_[static_cast<std::size_t>(s)]; }
+  std::int64_t tail(int l) const { return tail_[l]; }
+  std::int64_t prev(std::int64_t s) const { return prev_[static_cast<std::size_t>(s)]; }
+  std::int64_t size(int l) const { return size_[l]; }
+
+ private:
+  std::vector<std::int64_t> prev_, next_;
+  std::vector<int> list_;
+  std::vector<std::int64_t> head_, tail_, size_;
+};
+
+// What every policy shares: the row ↔ slot maps, free slots, pin counts.
+class SlotTable {
+ public:
+  explicit SlotTable(std::int64_t capacity)
+      : capacity_(capacity), map_(static_cast<std::size_t>(capacity)), row_(static_cast<std::size_t>(capacity), -1),
+        pins_(static_cast<std::size_t>(capacity), 0) {
+    for (std::int64_t s = capacity; s-- > 0;) free_.push_back(s);
+  }
+  std::int64_t find(std::int64_t row) const { return map_.find(row); }
+  bool pinned(std::int64_t s) const { return pins_[static_cast<std::size_t>(s)] > 0; }
+  void pin(std::int64_t s) { ++pins_[static_cast<std::size_t>(s)]; }
+  void unpin(std::int64_t s) { --pins_[static_cast<std::size_t>(s)]; }
+  bool has_free() const { return !free_.empty(); }
+  std::int64_t take(std::int64_t row) {
+    const std::int64_t s = free_.back();
+    free_.pop_back();
+    row_[static_cast<std::size_t>(s)] = row;
+    map_.set(row, s);
+    return s;
+  }
+  // Frees slot s; returns the row it held.
+  std::int64_t release(std::int64_t s) {
+    const std::int64_t row = row_[static_cast<std::size_t>(s)];
+    map_.erase(row);
+    row_[static_cast<std::size_t>(s)] = -1;
+    free_.push_back(s);
+    return row;
+  }
+  std::int64_t row(std::int64_t s) const { return row_[static_cast<std::size_t>(s)]; }
+  std::int64_t capacity() const { return capacity_; }
+  std::int64_t size() const { return capacity_ - static_cast<std::int64_t>(free_.size()); }
+
+ private:
+  std::int64_t capacity_;
+  RowMap map_;
+  std::vector<std::int64_t> row_;
+  std::vector<std::int32_t> pins_;
+  std::vector<std::int64_t> free_;
+};
+
+// The unpinned slot nearest the tail of list l (looking at no more than the list's size), or −1.
+std::int64_t unpinned_tail(const SlotLists& lists, const SlotTable& slots, int l) {
+  for (std::int64_t s = lists.tail(l), seen = 0; s >= 0 && seen < lists.size(l); s = lists.prev(s), ++seen) {
+    if (!slots.pinned(s)) return s;
+  }
+  return -1;
+}
+
+class Lru final : public CachePolicy {
+ public:
+  explicit Lru(std::int64_t capacity) : slots_(capacity), lists_(capacity, 1) {}
+  std::int64_t lookup(std::int64_t row) override {
+    const std::int64_t s = slots_.find(row);
+    if (s >= 0) lists_.move_front(0, s);
+    return s;
+  }
+  std::int64_t admit(std::int64_t row, std::int64_t* evicted) override {
+    *evicted = -1;
+    if (slots_.capacity() == 0) return -1;
+    if (!slots_.has_free()) {
+      const std::int64_t victim = unpinned_tail(lists_, slots_, 0);
+      if (victim < 0) return -1;
+      lists_.remove(victim);
+      *evicted = slots_.release(victim);
+    }
+    const std::int64_t s = slots_.take(row);
+    lists_.push_front(0, s);
+    return s;
+  }
+  void pin(std::int64_t s) override { slots_.pin(s); }
+  void unpin(std::int64_t s) override { slots_.unpin(s); }
+  std::int64_t capacity() const override { return slots_.capacity(); }
+  std::int64_t size() const override { return slots_.size(); }
+
+ private:
+  SlotTable slots_;
+  SlotLists lists_;
+};
+
+// The ghost FIFO of S3-FIFO: the last `capacity` rows evicted from the small queue (ids only).
+class Ghost {
+ public:
+  explicit Ghost(std::int64_t capacity) : ring_(static_cast<std::size_t>(std::max<std::int64_t>(capacity, 1)), -1) {}
+  bool contains(std::int64_t row) const {
+    const std::int64_t at = seq_.find(row);
+    return at >= 0 && next_ - at <= static_cast<std::int64_t>(ring_.size());
+  }
+  void add(std::int64_t row) {
+    const std::size_t i = static_cast<std::size_t>(next_ % static_cast<std::int64_t>(ring_.size()));
+    const std::int64_t old = ring_[i];
+    if (old >= 0 && seq_.find(old) == next_ - static_cast<std::int64_t>(ring_.size())) seq_.erase(old);
+    ring_[i] = row;
+    seq_.set(row, next_++);
+  }
+  void erase(std::int64_t row) { seq_.erase(row); }
+
+ private:
+  std::vector<std::int64_t> ring_;
+  RowMap seq_;
+  std::int64_t next_ = 0;
+};
+
+class S3Fifo final : public CachePolicy {
+ public:
+  explicit S3Fifo(std::int64_t capacity)
+      : slots_(capacity), lists_(capacity, 2), freq_(static_cast<std::size_t>(capacity), 0),
+        small_target_(std::max<std::int64_t>(1, capacity / 10)), main_target_(capacity - capacity / 10),
+        ghost_(capacity - capacity / 10) {}
+  std::int64_t lookup(std::int64_t row) override {
+    const std::int64_t s = slots_.find(row);
+    if (s >= 0 && freq_[static_cast<std::size_t>(s)] < 3) ++freq_[static_cast<std::size_t>(s)];
+    return s;
+  }
+  std::int64_t admit(std::int64_t row, std::int64_t* evicted) override {
+    *evicted = -1;
+    if (slots_.capacity() == 0) return -1;
+    while (!slots_.has_free()) {
+      const std::int64_t e = evict();
+      if (e == kNone) return -1;  // every candidate is pinned
+      if (e >= 0) *evicted = e;
+    }
+    const bool ghost = ghost_.contains(row);
+    if (ghost) ghost_.erase(row);
+    const std::int64_t s = slots_.take(row);
+    freq_[static_cast<std::size_t>(s)] = 0;
+    lists_.push_front(ghost ? kMain : kSmall, s);
+    return s;
+  }
+  void pin(std::int64_t s) override { slots_.pin(s); }
+  void unpin(std::int64_t s) override { slots_.unpin(s); }
+  std::int64_t capacity() const override { return slots_.capacity(); }
+  std::int64_t size() const override { return slots_.size(); }
+
+ private:
+  static constexpr int kSmall = 0, kMain = 1;
+  static constexpr std::int64_t kNone = -2;
+
+  // Frees one slot; returns the row evicted, or kNone if nothing could be (all pinned).
+  std::int64_t evict() {
+    if (lists_.size(kSmall) >= small_target_ || lists_.size(kMain) == 0) {
+      const std::int64_t e = evict_small();
+      if (e != kNone) return e;
+    }
+    return evict_main();
+  }
+  std::int64_t evict_small() {
+    for (std::int64_t tries = lists_.size(kSmall); tries > 0 && lists_.size(kSmall) > 0; --tries) {
+      const std::int64_t t = lists_.tail(kSmall);
+      const auto i = static_cast<std::size_t>(t);
+      if (slots_.pinned(t)) {
+        lists_.move_front(kSmall, t);  // in use: look at it again later
+        continue;
+      }
+      if (freq_[i] >= 1) {  // accessed while in the small queue: promote
+        freq_[i] = 0;
+        lists_.move_front(kMain, t);
+        if (lists_.size(kMain) > main_target_) {
+          const std::int64_t e = evict_main();
+          if (e != kNone) return e;
+        }
+        continue;
+      }
+      lists_.remove(t);
+      const std::int64_t row = slots_.release(t);
+      ghost_.add(row);
+      return row;
+    }
+    return kNone;
+  }
+  std::int64_t evict_main() {
+    // Each visit either evicts, or decrements a frequency (<= 3), or skips a pinned slot: bounded.
+    for (std::int64_t tries = 4 * lists_.size(kMain) + 1; tries > 0 && lists_.size(kMain) > 0; --tries) {
+      const std::int64_t t = lists_.tail(kMain);
+      const auto i = static_cast<std::size_t>(t);
+      if (slots_.pinned(t)) {
+        lists_.move_front(kMain, t);
+        continue;
+      }
+      if (freq_[i] > 0) {
+        --freq_[i];
+        lists_.move_front(kMain, t);
+        continue;
+      }
+      lists_.remove(t);
+      return slots_.release(t);
+    }
+    return kNone;
+  }
+
+  SlotTable slots_;
+  SlotLists lists_;
+  std::vector<std::uint8_t> freq_;
+  std::int64_t small_target_, main_target_;
+  Ghost ghost_;
+};
+
+// 4-bit count-min sketch (one byte per counter, capped at 15) with periodic halving.
+class FrequencySketch {
+ public:
+  explicit FrequencySketch(std::int64_t capacity) {
+    std::size_t width = 16;
+    while (width < static_cast<std::size_t>(capacity)) width <<= 1;
+    mask_ = width - 1;
+    counters_.assign(4 * width, 0);
+    sample_ = std::max<std::int64_t>(10 * capacity, 16);
+  }
+  void increment(std::int64_t row) {
+    const std::uint64_t h = hash(row);
+    for (int d = 0; d < 4; ++d) {
+      std::uint8_t& c = counters_[index(h, d)];
+      if (c < 15) ++c;
+    }
+    if (++additions_ >= sample_) {
+      for (auto& c : counters_) c >>= 1;
+      additions_ /= 2;
+    }
+  }
+  int estimate(std::int64_t row) const {
+    const std::uint64_t h = hash(row);
+    int m = 15;
+    for (int d = 0; d < 4; ++d) m = std::min<int>(m, counters_[index(h, d)]);
+    return m;
+  }
+
+ private:
+  static std::uint64_t hash(std::int64_t row) {
+    std::uint64_t z = static_cast<std::uint64_t>(row) + 0x9e3779b97f4a7c15ull;
+    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
+    z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
+    return z ^ (z >> 31);
+  }
+  std::size_t index(std::uint64_t h, int d) const {
+    const std::uint64_t rotated = (h >> (16 * d)) | (h << (64 - 16 * d) % 64);
+    return static_cast<std::size_t>(d) * (mask_ + 1) + static_cast<std::size_t>((rotated * (2 * d + 1)) & mask_);
+  }
+  std::vector<std::uint8_t> counters_;
+  std::size_t mask_ = 0;
+  std::int64_t additions_ = 0, sample_ = 0;
+};
+
+class TinyLfu final : public CachePolicy {
+ public:
+  explicit TinyLfu(std::int64_t capacity)
+      : slots_(capacity), lists_(capacity, 3), sketch_(capacity),
+        window_target_(std::max<std::int64_t>(1, capacity / 100)),
+        protected_target_((capacity - std::max<std::int64_t>(1, capacity / 100)) * 4 / 5) {}
+  std::int64_t lookup(std::int64_t row) override {
+    sketch_.increment(row);
+    const std::int64_t s = slots_.find(row);
+    if (s < 0) return -1;
+    switch (lists_.list_of(s)) {
+      case kWindow: lists_.move_front(kWindow, s); break;
+      case kProtected: lists_.move_front(kProtected, s); break;
+      default:  // probation → protected; the protected segment's oldest goes back to probation
+        lists_.move_front(kProtected, s);
+        if (lists_.size(kProtected) > protected_target_) lists_.move_front(kProbation, lists_.tail(kProtected));
+    }
+    return s;
+  }
+  std::int64_t admit(std::int64_t row, std::int64_t* evicted) override {
+    *evicted = -1;
+    if (slots_.capacity() == 0) return -1;
+    if (!slots_.has_free()) {
+      // The window's oldest (the candidate) against main's oldest probation row (the victim): the more
+      // frequent one stays. With no candidate the victim goes; with no victim the candidate does.
+      const std::int64_t candidate = unpinned_tail(lists_, slots_, kWindow);
+      std::int64_t victim = unpinned_tail(lists_, slots_, kProbation);
+      if (victim < 0) victim = unpinned_tail(lists_, slots_, kProtected);
+      std::int64_t out;
+      if (candidate < 0 && victim < 0) return -1;
+      if (candidate < 0) {
+        out = victim;
+      } else if (victim < 0) {
+        out = candidate;
+      } else if (sketch_.estimate(slots_.row(candidate)) > sketch_.estimate(slots_.row(victim))) {
+        out = victim;
+        lists_.move_front(kProbation, candidate);
+      } else {
+        out = candidate;
+      }
+      lists_.remove(out);
+      *evicted = slots_.release(out);
+    }
+    const std::int64_t s = slots_.take(row);
+    lists_.push_front(kWindow, s);
+    // Keep the window at its size while main has room (before the cache fills up).
+    if (lists_.size(kWindow) > window_target_ && slots_.has_free()) lists_.move_front(kProbation, lists_.tail(kWindow));
+    return s;
+  }
+  void pin(std::int64_t s) override { slots_.pin(s); }
+  void unpin(std::int64_t s) override { slots_.unpin(s); }
+  std::int64_t capacity() const override { return slots_.capacity(); }
+  std::int64_t size() const override { return slots_.size(); }
+
+ private:
+  static constexpr int kWindow = 0, kProbation = 1, kProtected = 2;
+  SlotTable slots_;
+  SlotLists lists_;
+  FrequencySketch sketch_;
+  std::int64_t window_target_, protected_target_;
+};
+
+}  // namespace
+
+std::unique_ptr<CachePolicy> make_policy(Policy policy, std::int64_t capacity) {
+  if (capacity < 0) throw Error("cache capacity must be >= 0, got " + std::to_string(capacity));
+  switch (policy) {
+    case Policy::lru: return std::make_unique<Lru>(capacity);
+    case Policy::s3fifo: return std::make_unique<S3Fifo>(capacity);
+    case Policy::tinylfu: return std::make_unique<TinyLfu>(capacity);
+  }
+  throw Error("unknown cache policy");
+}
+
+SimResult simulate(Policy policy, std::int64_t capacity, const std::int64_t* stream, std::size_t n) {
+  return simulate_tiered({}, policy, capacity, stream, n);
+}
+
+std::vector<std::int64_t> hottest_rows(const std::int64_t* stream, std::size_t n, std::int64_t k) {
+  std::vector<std::int64_t> sorted(stream, stream + n);
+  std::sort(sorted.begin(), sorted.end());
+  std::vector<std::pair<std::int64_t, std::int64_t>> counted;  // (−count, row): ascending = hottest first
+  for (std::size_t i = 0; i < sorted.size();) {
+    std::size_t j = i;
+    while (j < sorted.size() && sorted[j] == sorted[i]) ++j;
+    counted.emplace_back(-static_cast<std::int64_t>(j - i), sorted[i]);
+    i = j;
+  }
+  const auto keep = static_cast<std::size_t>(std::clamp<std::int64_t>(k, 0, static_cast<std::int64_t>(counted.size())));
+  std::partial_sort(counted.begin(), counted.begin() + static_cast<std::ptrdiff_t>(keep), counted.end());
+  std::vector<std::int64_t> out(keep);
+  for (std::size_t i = 0; i < keep; ++i) out[i] = counted[i].second;
+  return out;
+}
+
+SimResult simulate_static(const std::vector<std::int64_t>& hot_rows, const std::int64_t* stream, std::size_t n) {
+  RowMap hot(hot_rows.size());
+  for (std::int64_t r : hot_rows) hot.set(r, 1);
+  SimResult r;
+  r.accesses = static_cast<std::int64_t>(n);
+  for (std::size_t i = 0; i < n; ++i) r.hits += hot.find(stream[i]) >= 0;
+  return r;
+}
+
+SimResult simulate_tiered(const std::vector<std::int64_t>& static_rows, Policy policy, std::int64_t dynamic_capacity,
+                          const std::int64_t* stream, std::size_t n) {
+  RowMap hot(static_rows.size());
+  for (std::int64_t r : static_rows) hot.set(r, 1);
+  const auto cache = make_policy(policy, dynamic_capacity);
+  SimResult r;
+  r.accesses = static_cast<std::int64_t>(n);
+  std::int64_t evicted;
+  for (std::size_t i = 0; i < n; ++i) {
+    if (hot.find(stream[i]) >= 0 || cache->lookup(stream[i]) >= 0) {
+      ++r.hits;
+    } else {
+      cache->admit(stream[i], &evicted);
+    }
+  }
+  return r;
+}
+
+}  // namespace hashmem::store

@@ -1,0 +1,31 @@
+// Pieces of the table format shared by format.cpp (create/read/verify) and table.cpp (open/checkpoint).
+#pragma once
+
+#include <cstdint>
+#include <functional>
+#include <string>
+#include <vector>
+
+#include "hashmem/store.hpp"
+
+namespace hashmem::store {
+
+inline constexpr const char* kFormatName = "hashmem-table";
+inline constexpr const char* kChecksumTensor = "__checksums__";
+inline constexpr std::uint64_t kAlign = 4096;  // data start, O_DIRECT offsets, lengths and buffers
+
+// Reads exactly `size` bytes at `offset` (pread loop). Throws Error naming `path` on failure or end of file.
+std::string read_exact(int fd, std::uint64_t offset, std::size_t size, const std::string& path);
+
+// Parses and validates the header of an open table file of `file_bytes` bytes.
+TableInfo parse_header(const std::string& path, int fd, std::uint64_t file_bytes);
+
+// Fills dst with the stored bytes of rows [first, last) of tensor t (row_bytes each). May use `threads`.
+using RowSource = std::function<void(const TensorInfo& t, std::int64_t first, std::int64_t last, std::uint8_t* dst,
+                                     int threads)>;
+
+// Writes a complete table file for `info` (header, every tensor's rows from `source`, fresh checksums)
+// atomically: temporary file, fsync, rename. REQUIRES: info's offsets were planned by create_table/read_info.
+void write_table_file(const TableInfo& info, const std::string& path, int threads, const RowSource& source);
+
+}  // namespace hashmem::store
