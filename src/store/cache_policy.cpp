@@ -74,6 +74,7 @@ class SlotTable {
     for (std::int64_t s = capacity; s-- > 0;) free_.push_back(s);
   }
   std::int64_t find(std::int64_t row) const { return map_.find(row); }
+  void prefetch(std::int64_t row) const { map_.prefetch(row); }
   bool pinned(std::int64_t s) const { return pins_[static_cast<std::size_t>(s)] > 0; }
   void pin(std::int64_t s) { ++pins_[static_cast<std::size_t>(s)]; }
   void unpin(std::int64_t s) { --pins_[static_cast<std::size_t>(s)]; }
@@ -134,6 +135,7 @@ class Lru final : public CachePolicy {
     lists_.push_front(0, s);
     return s;
   }
+  void prefetch(std::int64_t row) const override { slots_.prefetch(row); }
   void pin(std::int64_t s) override { slots_.pin(s); }
   void unpin(std::int64_t s) override { slots_.unpin(s); }
   std::int64_t capacity() const override { return slots_.capacity(); }
@@ -193,6 +195,7 @@ class S3Fifo final : public CachePolicy {
     lists_.push_front(ghost ? kMain : kSmall, s);
     return s;
   }
+  void prefetch(std::int64_t row) const override { slots_.prefetch(row); }
   void pin(std::int64_t s) override { slots_.pin(s); }
   void unpin(std::int64_t s) override { slots_.unpin(s); }
   std::int64_t capacity() const override { return slots_.capacity(); }
@@ -354,6 +357,7 @@ class TinyLfu final : public CachePolicy {
     if (lists_.size(kWindow) > window_target_ && slots_.has_free()) lists_.move_front(kProbation, lists_.tail(kWindow));
     return s;
   }
+  void prefetch(std::int64_t row) const override { slots_.prefetch(row); }
   void pin(std::int64_t s) override { slots_.pin(s); }
   void unpin(std::int64_t s) override { slots_.unpin(s); }
   std::int64_t capacity() const override { return slots_.capacity(); }

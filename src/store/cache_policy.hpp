@@ -27,6 +27,8 @@ class CachePolicy {
   virtual ~CachePolicy() = default;
   // The slot holding `row`, or −1. Counts as an access.
   virtual std::int64_t lookup(std::int64_t row) = 0;
+  // A hint that lookup(row) follows soon (starts the cache misses of the lookup).
+  virtual void prefetch(std::int64_t row) const = 0;
   // After a miss on `row` (not cached): the slot to fill, or −1 if not admitted. *evicted = the row whose slot
   // is reused, or −1 when a free slot was used or nothing was admitted.
   virtual std::int64_t admit(std::int64_t row, std::int64_t* evicted) = 0;

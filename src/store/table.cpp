@@ -451,7 +451,12 @@ Ticket Table::prefetch(int tensor, const std::int64_t* rows, std::size_t n) {
   st.where.resize(n);
   std::vector<ReadRequest*> batch;
   std::lock_guard<std::mutex> lock(m.mu);
+  constexpr std::size_t kAhead = 8;  // start the hash-map misses of row i + 8 while classifying row i
   for (std::size_t i = 0; i < n; ++i) {
+    if (i + kAhead < n) {
+      m.static_slot.prefetch(st.rows[i + kAhead]);
+      m.policy->prefetch(st.rows[i + kAhead]);
+    }
     const std::int64_t g = st.rows[i];
     ++m.stats.lookups;
     std::int64_t s = m.static_slot.find(g);
@@ -563,7 +568,19 @@ void gather_impl(Table::Impl& m, Ticket::State& st, Out* out) {
   }
   std::unique_lock<std::mutex> lock(m.mu);
   std::vector<std::size_t> deferred;
+  auto row_ptr = [&](std::size_t i) -> const std::uint8_t* {
+    switch (st.kind[i]) {
+      case kStatic: return m.slot_ptr(st.where[i]);
+      case kSlot: return m.dynamic_ptr(st.where[i]);
+      default: return nullptr;
+    }
+  };
   for (std::size_t i = 0; i < n; ++i) {
+    if (i + 8 < n) {
+      if (const std::uint8_t* p = row_ptr(i + 8)) {
+        for (std::size_t c = 0; c < m.rb; c += 64) __builtin_prefetch(p + c);
+      }
+    }
     const std::int64_t g = st.rows[i];
     switch (st.kind[i]) {
       case kStatic:
