@@ -40,6 +40,16 @@ void raw_gather(const std::uint8_t* base, std::size_t rb, const std::int64_t* id
   }
 }
 
+// Deletes a scratch table when the benchmark ends, also when it fails half way.
+struct RemoveOnExit {
+  std::string path;
+  bool keep = false;
+  ~RemoveOnExit() {
+    std::error_code ec;
+    if (!keep) fs::remove(path, ec);
+  }
+};
+
 // Runs fn() repeatedly for at least `seconds`; returns calls per second (best of 3 rounds).
 template <class Fn>
 double rate(double seconds, Fn&& fn) {
@@ -82,6 +92,7 @@ std::string make_table(const std::string& path, const engram::Config& config, st
 
 ojson bench_dram_gather(const std::string& workdir, std::int64_t dim, double seconds) {
   const std::string path = workdir + "/dram-" + std::to_string(dim) + ".safetensors";
+  const RemoveOnExit cleanup{path};
   const std::size_t rb = store::row_bytes(store::DType::f32, dim);
   const std::int64_t rows_wanted = static_cast<std::int64_t>((std::size_t{1} << 30) / rb);  // 1 GiB
   make_table(path, config_with_rows(rows_wanted, 1000), dim, store::DType::f32);
@@ -117,7 +128,6 @@ ojson bench_dram_gather(const std::string& workdir, std::int64_t dim, double sec
     at = (at + batch) % ids.size();
   }) * batch;
   table.reset();
-  fs::remove(path);
   return {{"row_bytes", rb}, {"table_bytes", info.tensors[0].bytes}, {"rows_per_s", ours},
           {"raw_rows_per_s", raw}, {"gb_per_s", ours * rb / 1e9}, {"raw_gb_per_s", raw * rb / 1e9},
           {"ratio", ours / raw}};
@@ -230,6 +240,7 @@ int run_store_bench(const StoreBenchOptions& o) {
 
   // 2 and 3 share the big table.
   const std::string big = o.workdir + "/big.safetensors";
+  const RemoveOnExit cleanup{big, o.keep};
   const std::int64_t big_rows = static_cast<std::int64_t>(o.big_table_bytes / store::row_bytes(store::DType::f32, o.big_dim));
   Workload workload;
   if (wanted("text")) workload = load_text_workload(o);
@@ -249,7 +260,6 @@ int run_store_bench(const StoreBenchOptions& o) {
                           {"max_queue_depth", s.max_queue_depth}};
   }
   if (wanted("text")) report["text"] = run_text_workload(o, workload, big, big_info);
-  if (!o.keep) fs::remove(big);
   if (o.json) print_json(report);
   return 0;
 }
@@ -307,6 +317,7 @@ int run_gather_bench(const GatherBenchOptions& o) {
   const std::vector<std::int64_t> hot =
       o.static_fraction > 0 ? store::hottest_rows(stream.data(), stream.size(), static_cast<std::int64_t>(o.dram_budget / info.row_bytes))
                             : std::vector<std::int64_t>{};
+  double measured_seconds = 0;
   auto run = [&](const store::OpenOptions& opt, store::Stats* stats) {
     auto table = Table::open(o.table, opt);
     std::vector<float> out(static_cast<std::size_t>(o.step_rows * info.dim));
@@ -324,6 +335,7 @@ int run_gather_bench(const GatherBenchOptions& o) {
       seconds = now_seconds() - t0;
     }
     *stats = table->stats();
+    measured_seconds = seconds;
     return static_cast<double>(stream.size()) / seconds;
   };
   store::OpenOptions ssd;
@@ -334,19 +346,20 @@ int run_gather_bench(const GatherBenchOptions& o) {
   if (!hot.empty()) ssd.hot_rows = {hot};
   store::Stats s, d;
   const double ssd_rate = run(ssd, &s);
+  const double iops = static_cast<double>(s.reads) / measured_seconds;
   const double dram_rate = o.dram_anchor ? run(store::OpenOptions{}, &d) : 0.0;
   const ojson j = {{"table", o.table}, {"workload", o.workload}, {"lookups", stream.size()}, {"policy", o.policy},
                    {"dram_budget", o.dram_budget}, {"rows_per_s", ssd_rate}, {"dram_rows_per_s", dram_rate},
                    {"hit_ratio", s.hit_ratio()}, {"static_hits", s.static_hits}, {"cache_hits", s.cache_hits},
                    {"inflight_hits", s.inflight_hits}, {"misses", s.misses}, {"reads", s.reads},
-                   {"bytes_read", s.bytes_read}, {"late_rows", s.late_rows}, {"late_seconds", s.late_seconds},
+                   {"bytes_read", s.bytes_read}, {"iops", iops}, {"late_rows", s.late_rows}, {"late_seconds", s.late_seconds},
                    {"max_queue_depth", s.max_queue_depth}, {"direct_io", s.direct_io}};
   if (o.json) {
     print_json(j);
   } else {
-    std::printf("%s, %s, %zu lookups: SSD tier (%s DRAM, %s) %.2f M rows/s, hit ratio %.4f, %llu reads, %llu late rows",
+    std::printf("%s, %s, %zu lookups: SSD tier (%s DRAM, %s) %.2f M rows/s, hit ratio %.4f, %llu reads (%.1f k IOPS), %llu late rows",
                 o.table.c_str(), o.workload.c_str(), stream.size(), human_bytes(static_cast<double>(o.dram_budget)).c_str(),
-                o.policy.c_str(), ssd_rate / 1e6, s.hit_ratio(), static_cast<unsigned long long>(s.reads),
+                o.policy.c_str(), ssd_rate / 1e6, s.hit_ratio(), static_cast<unsigned long long>(s.reads), iops / 1e3,
                 static_cast<unsigned long long>(s.late_rows));
     if (o.dram_anchor) std::printf("; whole table in DRAM %.2f M rows/s (%.1f %%)", dram_rate / 1e6, 100 * ssd_rate / dram_rate);
     std::printf("\n");

@@ -1,4 +1,6 @@
 // hashmem engram layout | hash | compress
+#include <algorithm>
+#include <cmath>
 #include <cstdio>
 #include <fstream>
 #include <memory>
@@ -6,6 +8,7 @@
 
 #include "cli.hpp"
 #include "hashmem/engram.hpp"
+#include "hashmem/engram_layer.hpp"
 
 namespace hashmem::cli {
 namespace {
@@ -195,6 +198,45 @@ int run_compress(const CompressOptions& o) {
   return 0;
 }
 
+// Our float32 forward on a case of ../shared/reference/engram_layer_ref.py against its float64 expected output.
+int run_check_layer(const std::string& path, bool json) {
+  const engram::LayerCase c = engram::load_layer_case(path);
+  if (c.expected.empty()) throw Error("layer case '" + path + "' has no expected.output to check against");
+  auto to_f32 = [](const std::vector<double>& v) { return std::vector<float>(v.begin(), v.end()); };
+  engram::LayerWeights<float> w{to_f32(c.weights.key_w),   to_f32(c.weights.key_b), to_f32(c.weights.value_w),
+                                to_f32(c.weights.value_b), to_f32(c.weights.norm1), to_f32(c.weights.norm2),
+                                to_f32(c.weights.conv_norm), to_f32(c.weights.conv_w)};
+  const std::vector<float> h = to_f32(c.hidden), e = to_f32(c.embeddings);
+  std::vector<float> out(c.expected.size());
+  engram::layer_forward<float>(c.dims, w, h.data(), e.data(), out.data(), nullptr);
+  double max_abs = 0, max_rel = 0, worst_ratio = 0;
+  for (std::size_t i = 0; i < out.size(); ++i) {
+    const double err = std::fabs(static_cast<double>(out[i]) - c.expected[i]);
+    max_abs = std::max(max_abs, err);
+    max_rel = std::max(max_rel, err / std::max(std::fabs(c.expected[i]), 1e-12));
+    worst_ratio = std::max(worst_ratio, err / (1e-4 * (1 + std::fabs(c.expected[i]))));
+  }
+  const bool pass = worst_ratio <= 1.0;
+  const auto& d = c.dims;
+  if (json) {
+    print_json({{"case", path},
+                {"dims", {{"batch", d.batch}, {"seq", d.seq}, {"hc_mult", d.hc_mult}, {"hidden", d.hidden},
+                          {"engram_dim", d.engram_dim}, {"kernel", d.kernel}, {"dilation", d.dilation}}},
+                {"max_abs_error", max_abs},
+                {"max_rel_error", max_rel},
+                {"tolerance", "1e-4 * (1 + |expected|)"},
+                {"pass", pass}});
+  } else {
+    std::printf("%s: B %lld, T %lld, G %lld, H %lld, E %lld, kernel %lld, dilation %lld: max abs error %.3g, max rel "
+                "error %.3g -> %s\n",
+                path.c_str(), static_cast<long long>(d.batch), static_cast<long long>(d.seq),
+                static_cast<long long>(d.hc_mult), static_cast<long long>(d.hidden), static_cast<long long>(d.engram_dim),
+                static_cast<long long>(d.kernel), static_cast<long long>(d.dilation), max_abs, max_rel,
+                pass ? "pass" : "FAIL (above 1e-4 * (1 + |expected|))");
+  }
+  return pass ? 0 : 1;
+}
+
 }  // namespace
 
 void register_engram(CLI::App& app, Action& action) {
@@ -235,6 +277,14 @@ void register_engram(CLI::App& app, Action& action) {
   compress->add_option("--out", co->out, "Write the lookup (and each compressed id's key) as JSON, atomically");
   compress->add_flag("--json", co->json, "Print the summary as JSON");
   compress->callback([co, &action] { action = [co] { return run_compress(*co); }; });
+
+  auto layer_case = std::make_shared<std::string>();
+  auto layer_json = std::make_shared<bool>(false);
+  CLI::App* check = engram->add_subcommand(
+      "check-layer", "Run our float32 Engram layer forward on a reference case; exit 0 iff |error| <= 1e-4(1+|expected|)");
+  check->add_option("case", *layer_case, "Case JSON written by shared/reference/engram_layer_ref.py")->required();
+  check->add_flag("--json", *layer_json, "JSON output");
+  check->callback([=, &action] { action = [=] { return run_check_layer(*layer_case, *layer_json); }; });
 }
 
 }  // namespace hashmem::cli

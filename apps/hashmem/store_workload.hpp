@@ -22,7 +22,7 @@ struct StoreBenchOptions {
   std::int64_t big_dim = 64;                     // f32 values per row (256 B rows)
   double budget_fraction = 0.25;                 // DRAM budget / table bytes
   std::string policy = "s3fifo";
-  double static_fraction = 0.5;
+  double static_fraction = 0.9;
   std::int64_t step_tokens = 2048;               // tokens per prefetch/gather step
   std::int64_t max_train_tokens = 4'000'000;     // cap on the profile stream
   double model_tokens_per_s = 20000;             // compute stand-in: a model step takes step_tokens / this

@@ -405,26 +405,51 @@ std::unique_ptr<Table> Table::open(const std::string& path, const OpenOptions& o
       }
     }
     m.n_static = static_cast<std::int64_t>(rows.size());
-    // Read in waves through the staging pool, in file order.
+    // Read in file order, coalescing rows whose blocks lie close together into reads of up to 4 MiB (a hot set
+    // of a quarter of the table touches most blocks: near-sequential reads beat one 4 KiB read per row).
     std::vector<std::int64_t> order(rows.size());
     for (std::size_t i = 0; i < order.size(); ++i) order[i] = static_cast<std::int64_t>(i);
     std::sort(order.begin(), order.end(), [&](std::int64_t a, std::int64_t b) { return rows[a] < rows[b]; });
     Progress progress("load hot rows of " + path, order.size());
-    for (std::size_t begin = 0; begin < order.size(); begin += n_staging) {
-      const std::size_t end = std::min(order.size(), begin + n_staging);
+    constexpr std::uint64_t kRunBytes = 4u << 20, kGap = 64u << 10;
+    const std::size_t wave_runs = std::max<std::size_t>(1, options.staging_bytes / (kRunBytes + kAlign));
+    AlignedBuffer runs_buffer(wave_runs * (kRunBytes + kAlign));
+    std::vector<ReadRequest> reqs(wave_runs);
+    std::size_t next_row = 0;
+    while (next_row < order.size()) {
+      // Plan up to wave_runs runs: [first row, last row) per run.
+      std::vector<std::pair<std::size_t, std::size_t>> runs;
       std::vector<ReadRequest*> batch;
-      for (std::size_t i = begin; i < end; ++i) {
-        m.prepare_read(m.requests[i - begin], rows[order[i]], m.staging_ptr(static_cast<std::int64_t>(i - begin)));
-        batch.push_back(&m.requests[i - begin]);
+      while (next_row < order.size() && runs.size() < wave_runs) {
+        const std::size_t first = next_row;
+        const std::uint64_t start = m.offset_of(rows[order[first]]) / kAlign * kAlign;
+        std::uint64_t end = m.offset_of(rows[order[first]]) + m.rb;
+        std::size_t last = first + 1;
+        while (last < order.size()) {
+          const std::uint64_t off = m.offset_of(rows[order[last]]);
+          if (off > end + kGap || off + m.rb - start > kRunBytes) break;
+          end = off + m.rb;
+          ++last;
+        }
+        ReadRequest& r = reqs[runs.size()];
+        r.offset = start;
+        r.length = static_cast<std::uint32_t>((end - start + kAlign - 1) / kAlign * kAlign);
+        r.buffer = runs_buffer.data + runs.size() * (kRunBytes + kAlign);
+        batch.push_back(&r);
+        runs.emplace_back(first, last);
+        next_row = last;
       }
       m.io->submit(batch.data(), batch.size());
-      for (std::size_t i = begin; i < end; ++i) {
-        const std::int64_t g = rows[order[i]];
-        ReadRequest& r = m.requests[i - begin];
-        m.io->wait(&r, m.need(r, g));
-        std::memcpy(m.slot_ptr(order[i]), m.staging_ptr(static_cast<std::int64_t>(i - begin)) + m.in_block(g), m.rb);
+      for (std::size_t k = 0; k < runs.size(); ++k) {
+        ReadRequest& r = reqs[k];
+        const std::int64_t last_row = rows[order[runs[k].second - 1]];
+        m.io->wait(&r, static_cast<std::uint32_t>(m.offset_of(last_row) + m.rb - r.offset));
+        for (std::size_t i = runs[k].first; i < runs[k].second; ++i) {
+          const std::int64_t g = rows[order[i]];
+          std::memcpy(m.slot_ptr(order[i]), static_cast<std::uint8_t*>(r.buffer) + (m.offset_of(g) - r.offset), m.rb);
+        }
       }
-      progress.update(end);
+      progress.update(next_row);
     }
     progress.finish();
     // Dynamic slots follow the static ones in the arena.

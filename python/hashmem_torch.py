@@ -1,0 +1,77 @@
+"""hashmem's PyTorch operators: n-gram hashing, the fused Engram layer (forward and backward in C++), and tables
+of the tiered store with sparse row updates.
+
+    import hashmem_torch            # loads libhashmem_torch.so (HASHMEM_TORCH_LIB, else build/lib/)
+    layer = hashmem_torch.EngramLayer(hc_mult=2, hidden=64, engram_dim=128)
+    out = layer(h, e)               # h [B,T,G,H], e [B,T,E] -> [B,T,G,H]
+
+The ops live in torch.ops.hashmem and torch.classes.hashmem, so they also work inside torch.jit.script.
+"""
+import json
+import math
+import os
+
+import torch
+from torch import nn
+
+_HERE = os.path.dirname(os.path.abspath(__file__))
+_DEFAULT_LIB = os.path.join(_HERE, "..", "build", "lib", "libhashmem_torch.so")
+torch.ops.load_library(os.environ.get("HASHMEM_TORCH_LIB", _DEFAULT_LIB))
+
+
+def ngram_hash(ids, config, layer_index=0, row_ids=True):
+    """Compressed ids [B,T] int64 -> row ids (or hashes) [B,T,(N-1)*heads] int64; config: dict or JSON text."""
+    text = config if isinstance(config, str) else json.dumps(config)
+    return torch.ops.hashmem.ngram_hash(ids, text, layer_index, row_ids)
+
+
+class EngramLayer(nn.Module):
+    """The Engram gate/value/ShortConv block (SPEC section 3) with hashmem's fused kernels.
+
+    bias=False, conv=False gives DeepSeek-V4.1's variant. Initialisation follows the reference script's scale,
+    with the conv initialised to zero as in the paper.
+    """
+
+    def __init__(self, hc_mult, hidden, engram_dim, kernel=4, dilation=3, bias=True, conv=True):
+        super().__init__()
+        g, h, e = hc_mult, hidden, engram_dim
+        self.kernel, self.dilation = kernel, dilation
+        self.key_w = nn.Parameter(torch.randn(g, h, e) / math.sqrt(e))
+        self.value_w = nn.Parameter(torch.randn(h, e) / math.sqrt(e))
+        self.norm1 = nn.Parameter(torch.ones(g, h))
+        self.norm2 = nn.Parameter(torch.ones(g, h))
+        empty = lambda: nn.Parameter(torch.zeros(0), requires_grad=False)
+        self.key_b = nn.Parameter(torch.zeros(g, h)) if bias else empty()
+        self.value_b = nn.Parameter(torch.zeros(h)) if bias else empty()
+        self.conv_norm = nn.Parameter(torch.ones(g, h)) if conv else empty()
+        self.conv_w = nn.Parameter(torch.zeros(g * h, kernel)) if conv else empty()
+
+    def forward(self, h, e):
+        return torch.ops.hashmem.engram_layer(h, e, self.key_w, self.key_b, self.value_w, self.value_b, self.norm1,
+                                              self.norm2, self.conv_norm, self.conv_w, self.kernel, self.dilation)
+
+
+class EngramMemory(nn.Module):
+    """Row lookup from a hashmem table (any tier): compressed ids -> hashed rows -> e [B,T,columns*dim].
+
+    Gradients of the looked-up rows go to the table (summed per row); call step(lr) after backward to apply them
+    as a sparse SGD update on whatever tier holds the rows.
+    """
+
+    def __init__(self, table_path, config, layer_index=0, tier="dram", dram_budget=0, writable=True):
+        super().__init__()
+        self.table = torch.classes.hashmem.Table(table_path, tier, dram_budget, writable)
+        self.config = config if isinstance(config, str) else json.dumps(config)
+        self.layer_index = layer_index
+        self.anchor = nn.Parameter(torch.zeros(0))  # connects lookups to the autograd graph
+
+    def forward(self, ids):
+        rows = torch.ops.hashmem.ngram_hash(ids, self.config, self.layer_index, True)
+        e = torch.ops.hashmem.table_lookup(self.table, self.layer_index, rows, self.anchor)
+        return e.reshape(ids.shape[0], ids.shape[1], -1)
+
+    def step(self, lr):
+        return self.table.step(lr)
+
+    def checkpoint(self):
+        self.table.checkpoint()
