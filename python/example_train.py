@@ -49,7 +49,7 @@ for step in range(30):
     dense.zero_grad()
     loss.backward()
     dense.step()
-    memory.step(0.5)  # sparse SGD on the table rows (5x the dense rate, no weight decay)
+    memory.step(5e-2, adam_step=step + 1)  # sparse Adam on the table rows: 5x the dense rate, no weight decay
     losses.append(loss.item())
     print(f"step {step:2d}  loss {loss.item():.4f}")
 memory.checkpoint()

@@ -54,8 +54,8 @@ class EngramLayer(nn.Module):
 class EngramMemory(nn.Module):
     """Row lookup from a hashmem table (any tier): compressed ids -> hashed rows -> e [B,T,columns*dim].
 
-    Gradients of the looked-up rows go to the table (summed per row); call step(lr) after backward to apply them
-    as a sparse SGD update on whatever tier holds the rows.
+    Gradients of the looked-up rows go to the table (summed per row); call step(lr) (SGD) or step(lr, t) (Adam)
+    after backward to apply them as a sparse update on whatever tier holds the rows.
     """
 
     def __init__(self, table_path, config, layer_index=0, tier="dram", dram_budget=0, writable=True):
@@ -70,8 +70,9 @@ class EngramMemory(nn.Module):
         e = torch.ops.hashmem.table_lookup(self.table, self.layer_index, rows, self.anchor)
         return e.reshape(ids.shape[0], ids.shape[1], -1)
 
-    def step(self, lr):
-        return self.table.step(lr)
+    def step(self, lr, adam_step=0):
+        """Sparse update of the looked-up rows: SGD, or Adam at step adam_step >= 1 (moments on the same tier)."""
+        return self.table.adam_step(lr, adam_step) if adam_step > 0 else self.table.step(lr)
 
     def checkpoint(self):
         self.table.checkpoint()

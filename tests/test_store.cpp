@@ -381,49 +381,90 @@ TEST(StoreTiers, BadRowIdsAreRejected) {
 
 // ---- updates ----
 
-// The same SGD updates through two tiers must give bit-identical tables.
+// The same updates (SGD, Adam) through every tier must give bit-identical tables (and Adam moments). This is
+// the tiered-training equivalence: a DRAM budget far below the table gives the bits of all-in-DRAM training.
 TEST(StoreUpdates, EveryTierGivesTheSameBitsAsDram) {
-  for (DType dtype : {DType::f32, DType::bf16, DType::fp8}) {
-    ScratchDir dir;
-    const std::string original = dir.file("t.safetensors");
-    const TableInfo info = create_table(small_options(dtype), original);
-    std::string reference_bytes;
-    for (const TierCase& c : tier_cases(info)) {
-      SCOPED_TRACE(std::string(c.name) + " " + dtype_name(dtype));
-      const std::string path = dir.file(std::string(c.name) + ".safetensors");
-      std::filesystem::copy_file(original, path);
-      OpenOptions o = c.options;
-      o.writable = true;
-      auto table = Table::open(path, o);
-      std::mt19937 rng(5);
-      std::normal_distribution<float> normal;
-      for (int step = 0; step < 6; ++step) {
-        const int tensor = step % 2;
-        const auto ids = random_ids(info.tensors[tensor].rows, 400, 50 + step);
-        // Prefetch the step's rows before updating them: the gather must see the update.
-        Ticket t = table->prefetch(tensor, ids.data(), ids.size());
-        std::vector<float> grads(ids.size() * info.dim);
-        for (auto& g : grads) g = normal(rng);
-        table->apply_rows(tensor, ids.data(), ids.size(), grads.data(), {Optimizer::sgd, 0.1f});
-        std::vector<float> seen(grads.size()), now(grads.size());
-        table->gather(t, seen.data());
-        table->gather(tensor, ids.data(), ids.size(), now.data());
-        ASSERT_EQ(seen, now);
-        if (step == 2) table->checkpoint();
-      }
-      table->checkpoint();
-      table.reset();
-      EXPECT_TRUE(verify_table(path).empty());
-      EXPECT_FALSE(std::filesystem::exists(path + ".work"));
-      const std::string bytes = testing::read_file(path);
-      if (reference_bytes.empty()) {
-        reference_bytes = bytes;
-        EXPECT_NE(bytes, testing::read_file(original));
-      } else {
-        EXPECT_TRUE(bytes == reference_bytes);
+  for (Optimizer optimizer : {Optimizer::sgd, Optimizer::adam}) {
+    for (DType dtype : {DType::f32, DType::bf16, DType::fp8}) {
+      ScratchDir dir;
+      const std::string original = dir.file("t.safetensors");
+      const TableInfo info = create_table(small_options(dtype), original);
+      std::string reference_bytes, reference_moments;
+      for (const TierCase& c : tier_cases(info)) {
+        SCOPED_TRACE(std::string(c.name) + " " + dtype_name(dtype) + (optimizer == Optimizer::adam ? " adam" : " sgd"));
+        const std::string path = dir.file(std::string(c.name) + ".safetensors");
+        std::filesystem::copy_file(original, path);
+        OpenOptions o = c.options;
+        o.writable = true;
+        auto table = Table::open(path, o);
+        std::mt19937 rng(5);
+        std::normal_distribution<float> normal;
+        for (int step = 0; step < 6; ++step) {
+          const int tensor = step % 2;
+          const auto ids = random_ids(info.tensors[tensor].rows, 400, 50 + step);
+          // Prefetch the step's rows before updating them: the gather must see the update.
+          Ticket t = table->prefetch(tensor, ids.data(), ids.size());
+          std::vector<float> grads(ids.size() * info.dim);
+          for (auto& g : grads) g = normal(rng);
+          UpdateOptions u;
+          u.optimizer = optimizer;
+          u.lr = optimizer == Optimizer::adam ? 0.01f : 0.1f;
+          u.step = step + 1;
+          table->apply_rows(tensor, ids.data(), ids.size(), grads.data(), u);
+          std::vector<float> seen(grads.size()), now(grads.size());
+          table->gather(t, seen.data());
+          table->gather(tensor, ids.data(), ids.size(), now.data());
+          ASSERT_EQ(seen, now);
+          if (step == 2) table->checkpoint();
+        }
+        table->checkpoint();
+        table.reset();
+        EXPECT_TRUE(verify_table(path).empty());
+        EXPECT_FALSE(std::filesystem::exists(path + ".work"));
+        const std::string bytes = testing::read_file(path);
+        const std::string moments = optimizer == Optimizer::adam ? testing::read_file(path + ".adam") : "";
+        if (optimizer == Optimizer::adam) {
+          EXPECT_TRUE(verify_table(path + ".adam").empty());
+        }
+        if (reference_bytes.empty()) {
+          reference_bytes = bytes;
+          reference_moments = moments;
+          EXPECT_NE(bytes, testing::read_file(original));
+        } else {
+          EXPECT_TRUE(bytes == reference_bytes);
+          EXPECT_TRUE(moments == reference_moments);
+        }
       }
     }
   }
+}
+
+TEST(StoreUpdates, AdamStepMatchesTheFormula) {
+  ScratchDir dir;
+  const std::string path = dir.file("t.safetensors");
+  const TableInfo info = create_table(small_options(DType::f32), path);
+  OpenOptions o;
+  o.writable = true;
+  auto table = Table::open(path, o);
+  const std::int64_t id = 17;
+  std::vector<float> before(info.dim), after(info.dim), g(info.dim);
+  for (std::int64_t j = 0; j < info.dim; ++j) g[j] = 0.1f * static_cast<float>(j - 10);
+  table->gather(0, &id, 1, before.data());
+  UpdateOptions u;
+  u.optimizer = Optimizer::adam;
+  u.lr = 0.5f;
+  for (int step = 1; step <= 2; ++step) {
+    u.step = step;
+    table->apply_rows(0, &id, 1, g.data(), u);
+  }
+  table->gather(0, &id, 1, after.data());
+  for (std::int64_t j = 0; j < info.dim; ++j) {
+    // Constant gradient: m̂ = g and v̂ = g² after any number of steps, so each step moves by lr·g/(|g| + eps).
+    const double per_step = g[j] == 0 ? 0.0 : 0.5 * g[j] / (std::fabs(g[j]) + 1e-8);
+    EXPECT_NEAR(after[j], before[j] - 2 * per_step, 1e-5) << j;
+  }
+  u.step = 0;
+  EXPECT_THROW(table->apply_rows(0, &id, 1, g.data(), u), Error);
 }
 
 TEST(StoreUpdates, DuplicateRowsSumTheirGradients) {

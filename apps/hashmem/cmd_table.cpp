@@ -90,7 +90,7 @@ int run_create(const CreateArgs& a) {
 }
 
 struct UpdateArgs {
-  std::string file, tier = "dram", policy = "s3fifo";
+  std::string file, tier = "dram", policy = "s3fifo", optimizer = "sgd";
   std::int64_t steps = 10, rows = 1024, checkpoint_every = 0;
   std::uint64_t seed = 0, dram_budget = 0;
   double lr = 0.01;
@@ -114,12 +114,15 @@ int run_update(const UpdateArgs& a) {
   std::vector<float> grads(static_cast<std::size_t>(a.rows * info.dim));
   store::UpdateOptions u;
   u.lr = static_cast<float>(a.lr);
+  if (a.optimizer != "sgd" && a.optimizer != "adam") throw Error("--optimizer must be sgd or adam, got '" + a.optimizer + "'");
+  u.optimizer = a.optimizer == "adam" ? store::Optimizer::adam : store::Optimizer::sgd;
   std::int64_t checkpoints = 0;
   Progress progress("update " + a.file, static_cast<std::uint64_t>(a.steps));
   for (std::int64_t step = 0; step < a.steps; ++step) {
     const int tensor = static_cast<int>(rng() % info.tensors.size());
     for (auto& id : ids) id = static_cast<std::int64_t>(rng() % static_cast<std::uint64_t>(info.tensors[static_cast<std::size_t>(tensor)].rows));
     for (auto& g : grads) g = normal(rng);
+    u.step = step + 1;
     table->apply_rows(tensor, ids.data(), ids.size(), grads.data(), u);
     if (a.checkpoint_every > 0 && (step + 1) % a.checkpoint_every == 0) {
       table->checkpoint();
@@ -211,6 +214,7 @@ void register_table(CLI::App& app, Action& action) {
   u->add_option("--steps", update->steps, "Update steps")->capture_default_str();
   u->add_option("--rows", update->rows, "Rows per step")->capture_default_str();
   u->add_option("--lr", update->lr, "Learning rate")->capture_default_str();
+  u->add_option("--optimizer", update->optimizer, "sgd or adam (moments in FILE.adam, same tier)")->capture_default_str();
   u->add_option("--seed", update->seed, "Seed of the random ids and gradients")->capture_default_str();
   u->add_option("--checkpoint-every", update->checkpoint_every, "Checkpoint every K steps (and at the end)");
   u->add_flag("--json", update->json, "JSON output");

@@ -36,6 +36,13 @@ struct LayerWeights {
   std::vector<T> key_w, key_b, value_w, value_b, norm1, norm2, conv_norm, conv_w;
 };
 
+// The same weights as pointers into someone else's memory (e.g. torch tensors), so callers need not copy them.
+// Absent weights (no bias / no conv) may be null. The caller checks the sizes.
+template <class T>
+struct LayerWeightsView {
+  const T *key_w, *key_b, *value_w, *value_b, *norm1, *norm2, *conv_norm, *conv_w;
+};
+
 // Everything the backward pass reuses from the forward pass.
 template <class T>
 struct LayerCache {
@@ -56,6 +63,15 @@ void check_layer(const LayerDims& dims, const LayerWeights<T>& w);
 template <class T>
 void layer_forward(const LayerDims& dims, const LayerWeights<T>& w, const T* h, const T* e, T* out,
                    LayerCache<T>* cache, int threads = 0);
+
+// The same on weight views (no size checks, no copies).
+template <class T>
+void layer_forward(const LayerDims& dims, const LayerWeightsView<T>& w, const T* h, const T* e, T* out,
+                   LayerCache<T>* cache, int threads = 0);
+template <class T>
+void layer_backward(const LayerDims& dims, const LayerWeightsView<T>& w, const T* h, const T* e,
+                    const LayerCache<T>& cache, const T* grad_out, T* grad_h, T* grad_e, LayerWeights<T>* grad_w,
+                    int threads = 0);
 
 // Gradients of sum(grad_out ⊙ out) with respect to h, e and every weight (grad_w is resized and overwritten;
 // grad_h / grad_e may be null). REQUIRES: cache from layer_forward on the same inputs.

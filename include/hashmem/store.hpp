@@ -140,10 +140,14 @@ class Ticket {
   std::unique_ptr<State> state_;
 };
 
-enum class Optimizer { sgd };
+enum class Optimizer { sgd, adam };
+// SGD: row -= lr·g. Adam (no weight decay): m = β1·m + (1−β1)·g, v = β2·v + (1−β2)·g², row -= lr·m̂/(√v̂ + eps)
+// with m̂ = m/(1−β1^step), v̂ = v/(1−β2^step); the per-row moments live in "<path>.adam" on the same tier.
 struct UpdateOptions {
   Optimizer optimizer = Optimizer::sgd;
   float lr = 0.01f;
+  float beta1 = 0.9f, beta2 = 0.999f, eps = 1e-8f;
+  std::int64_t step = 1;  // Adam's step count (>= 1), for bias correction
 };
 
 class Table {
@@ -164,11 +168,12 @@ class Table {
   // prefetch + gather.
   void gather(int tensor, const std::int64_t* rows, std::size_t n, float* out);
 
-  // Training: rows[i] -= lr · grads[i] (SGD) with duplicates summed; dirty rows are written back on eviction
-  // (SSD tier) and persisted by checkpoint(). REQUIRES: opened writable.
+  // Training: the rows take one optimizer step (SGD or Adam) with their gradients, duplicates summed; dirty
+  // rows are written back on eviction (SSD tier) and persisted by checkpoint(). REQUIRES: opened writable.
   void apply_rows(int tensor, const std::int64_t* rows, std::size_t n, const float* grads,
                   const UpdateOptions& options);
-  // Makes the table at its path equal the current rows, atomically (temporary + fsync + rename).
+  // Makes the table at its path equal the current rows, atomically (temporary + fsync + rename); Adam's
+  // moments file first, the same way.
   void checkpoint();
 
   Stats stats() const;

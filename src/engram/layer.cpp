@@ -83,9 +83,8 @@ void check_layer(const LayerDims& d, const LayerWeights<T>& w) {
 }
 
 template <class T>
-void layer_forward(const LayerDims& d, const LayerWeights<T>& w, const T* h, const T* e, T* out, LayerCache<T>* cache,
+void layer_forward(const LayerDims& d, const LayerWeightsView<T>& w, const T* h, const T* e, T* out, LayerCache<T>* cache,
                    int threads) {
-  check_layer(d, w);
   const std::int64_t N = d.tokens(), G = d.hc_mult, H = d.hidden, E = d.engram_dim, GH = G * H;
   LayerCache<T> local;
   LayerCache<T>& c = cache ? *cache : local;
@@ -97,8 +96,8 @@ void layer_forward(const LayerDims& d, const LayerWeights<T>& w, const T* h, con
   c.gate.resize(static_cast<std::size_t>(N * G));
   c.rv.assign(d.conv ? static_cast<std::size_t>(N * G) : 0, T(0));
   c.y.assign(d.conv ? static_cast<std::size_t>(N * GH) : 0, T(0));
-  gemm(false, true, N, GH, E, T(1), e, E, w.key_w.data(), E, T(0), c.key.data(), GH);
-  gemm(false, true, N, H, E, T(1), e, E, w.value_w.data(), E, T(0), c.proj.data(), H);
+  gemm(false, true, N, GH, E, T(1), e, E, w.key_w, E, T(0), c.key.data(), GH);
+  gemm(false, true, N, H, E, T(1), e, E, w.value_w, E, T(0), c.proj.data(), H);
   const T inv_sqrt_h = T(1) / std::sqrt(static_cast<T>(H));
   std::vector<T> xn(d.conv ? static_cast<std::size_t>(N * GH) : 0);
   parallel_for(N, threads, [&](std::int64_t begin, std::int64_t end) {
@@ -106,14 +105,14 @@ void layer_forward(const LayerDims& d, const LayerWeights<T>& w, const T* h, con
       T* key = c.key.data() + n * GH;
       T* proj = c.proj.data() + n * H;
       if (d.bias) {
-        for (std::int64_t j = 0; j < GH; ++j) key[j] += w.key_b[static_cast<std::size_t>(j)];
-        for (std::int64_t i = 0; i < H; ++i) proj[i] += w.value_b[static_cast<std::size_t>(i)];
+        for (std::int64_t j = 0; j < GH; ++j) key[j] += w.key_b[j];
+        for (std::int64_t i = 0; i < H; ++i) proj[i] += w.value_b[i];
       }
       for (std::int64_t g = 0; g < G; ++g) {
         const T* k = key + g * H;
         const T* hh = h + (n * G + g) * H;
-        const T* w1 = w.norm1.data() + g * H;
-        const T* w2 = w.norm2.data() + g * H;
+        const T* w1 = w.norm1 + g * H;
+        const T* w2 = w.norm2 + g * H;
         const T rk = inv_rms(k, H, T(kEps1)), rh = inv_rms(hh, H, T(kEps1));
         T dot = 0;
         for (std::int64_t i = 0; i < H; ++i) dot += (k[i] * rk * w1[i]) * (hh[i] * rh * w2[i]);
@@ -130,7 +129,7 @@ void layer_forward(const LayerDims& d, const LayerWeights<T>& w, const T* h, con
         if (d.conv) {
           const T rv = inv_rms(v, H, T(kEps2));
           c.rv[ng] = rv;
-          const T* wn = w.conv_norm.data() + g * H;
+          const T* wn = w.conv_norm + g * H;
           T* x = xn.data() + n * GH + g * H;
           for (std::int64_t i = 0; i < H; ++i) x[i] = v[i] * rv * wn[i];
         }
@@ -147,7 +146,7 @@ void layer_forward(const LayerDims& d, const LayerWeights<T>& w, const T* h, con
         const std::int64_t shift = (K - 1 - k) * d.dilation;
         if (shift > t) continue;
         const T* x = xn.data() + (n - shift) * GH;
-        for (std::int64_t ch = 0; ch < GH; ++ch) y[ch] += w.conv_w[static_cast<std::size_t>(ch * K + k)] * x[ch];
+        for (std::int64_t ch = 0; ch < GH; ++ch) y[ch] += w.conv_w[ch * K + k] * x[ch];
       }
       T* o = out + n * GH;
       for (std::int64_t ch = 0; ch < GH; ++ch) o[ch] += y[ch] * sigmoid(y[ch]);
@@ -156,9 +155,8 @@ void layer_forward(const LayerDims& d, const LayerWeights<T>& w, const T* h, con
 }
 
 template <class T>
-void layer_backward(const LayerDims& d, const LayerWeights<T>& w, const T* h, const T* e, const LayerCache<T>& c,
+void layer_backward(const LayerDims& d, const LayerWeightsView<T>& w, const T* h, const T* e, const LayerCache<T>& c,
                     const T* grad_out, T* grad_h, T* grad_e, LayerWeights<T>* gw, int threads) {
-  check_layer(d, w);
   const std::int64_t N = d.tokens(), G = d.hc_mult, H = d.hidden, E = d.engram_dim, GH = G * H, K = d.kernel;
   const T inv_sqrt_h = T(1) / std::sqrt(static_cast<T>(H));
   auto zeros = [](std::vector<T>& v, std::size_t n) { v.assign(n, T(0)); };
@@ -182,7 +180,7 @@ void layer_backward(const LayerDims& d, const LayerWeights<T>& w, const T* h, co
           const std::size_t ng = static_cast<std::size_t>(n * G + g);
           for (std::int64_t i = 0; i < H; ++i) {
             const std::size_t at = static_cast<std::size_t>(n * GH + g * H + i);
-            xn[at] = c.gate[ng] * c.proj[static_cast<std::size_t>(n * H + i)] * c.rv[ng] * w.conv_norm[static_cast<std::size_t>(g * H + i)];
+            xn[at] = c.gate[ng] * c.proj[static_cast<std::size_t>(n * H + i)] * c.rv[ng] * w.conv_norm[g * H + i];
             const T y = c.y[at], s = sigmoid(y);
             dy[at] = grad_out[at] * s * (T(1) + y * (T(1) - s));
           }
@@ -210,12 +208,12 @@ void layer_backward(const LayerDims& d, const LayerWeights<T>& w, const T* h, co
           const std::int64_t shift = (K - 1 - k) * d.dilation;
           if (t + shift >= d.seq) continue;
           const T* g = dy.data() + (n + shift) * GH;
-          for (std::int64_t ch = 0; ch < GH; ++ch) dxn[static_cast<std::size_t>(ch)] += w.conv_w[static_cast<std::size_t>(ch * K + k)] * g[ch];
+          for (std::int64_t ch = 0; ch < GH; ++ch) dxn[static_cast<std::size_t>(ch)] += w.conv_w[ch * K + k] * g[ch];
         }
         for (std::int64_t g = 0; g < G; ++g) {
           const std::size_t ng = static_cast<std::size_t>(n * G + g);
           for (std::int64_t i = 0; i < H; ++i) v[static_cast<std::size_t>(i)] = c.gate[ng] * c.proj[static_cast<std::size_t>(n * H + i)];
-          rms_backward(v.data(), w.conv_norm.data() + g * H, c.rv[ng], dxn.data() + g * H, H,
+          rms_backward(v.data(), w.conv_norm + g * H, c.rv[ng], dxn.data() + g * H, H,
                        dvalue.data() + n * GH + g * H, terms.data() + n * GH + g * H);
         }
       }
@@ -247,8 +245,8 @@ void layer_backward(const LayerDims& d, const LayerWeights<T>& w, const T* h, co
         const T ddot = std::fabs(dot) > T(1e-6) ? ds / (T(2) * std::sqrt(std::fabs(dot))) : T(0);
         const T* k = c.key.data() + n * GH + g * H;
         const T* hh = h + (n * G + g) * H;
-        const T* w1 = w.norm1.data() + g * H;
-        const T* w2 = w.norm2.data() + g * H;
+        const T* w1 = w.norm1 + g * H;
+        const T* w2 = w.norm2 + g * H;
         for (std::int64_t i = 0; i < H; ++i) {
           const auto ii = static_cast<std::size_t>(i);
           a[ii] = k[i] * c.rk[ng] * w1[i];
@@ -285,11 +283,39 @@ void layer_backward(const LayerDims& d, const LayerWeights<T>& w, const T* h, co
   gemm(true, false, GH, E, N, T(1), dkey.data(), GH, e, E, T(0), gw->key_w.data(), E);
   gemm(true, false, H, E, N, T(1), dproj.data(), H, e, E, T(0), gw->value_w.data(), E);
   if (grad_e) {
-    gemm(false, false, N, E, GH, T(1), dkey.data(), GH, w.key_w.data(), E, T(0), grad_e, E);
-    gemm(false, false, N, E, H, T(1), dproj.data(), H, w.value_w.data(), E, T(1), grad_e, E);
+    gemm(false, false, N, E, GH, T(1), dkey.data(), GH, w.key_w, E, T(0), grad_e, E);
+    gemm(false, false, N, E, H, T(1), dproj.data(), H, w.value_w, E, T(1), grad_e, E);
   }
 }
 
+template <class T>
+LayerWeightsView<T> view_of(const LayerWeights<T>& w) {
+  return {w.key_w.data(), w.key_b.data(),  w.value_w.data(),   w.value_b.data(),
+          w.norm1.data(), w.norm2.data(), w.conv_norm.data(), w.conv_w.data()};
+}
+
+template <class T>
+void layer_forward(const LayerDims& d, const LayerWeights<T>& w, const T* h, const T* e, T* out, LayerCache<T>* cache,
+                   int threads) {
+  check_layer(d, w);
+  layer_forward(d, view_of(w), h, e, out, cache, threads);
+}
+
+template <class T>
+void layer_backward(const LayerDims& d, const LayerWeights<T>& w, const T* h, const T* e, const LayerCache<T>& cache,
+                    const T* grad_out, T* grad_h, T* grad_e, LayerWeights<T>* grad_w, int threads) {
+  check_layer(d, w);
+  layer_backward(d, view_of(w), h, e, cache, grad_out, grad_h, grad_e, grad_w, threads);
+}
+
+template void layer_forward(const LayerDims&, const LayerWeightsView<float>&, const float*, const float*, float*,
+                            LayerCache<float>*, int);
+template void layer_forward(const LayerDims&, const LayerWeightsView<double>&, const double*, const double*, double*,
+                            LayerCache<double>*, int);
+template void layer_backward(const LayerDims&, const LayerWeightsView<float>&, const float*, const float*,
+                             const LayerCache<float>&, const float*, float*, float*, LayerWeights<float>*, int);
+template void layer_backward(const LayerDims&, const LayerWeightsView<double>&, const double*, const double*,
+                             const LayerCache<double>&, const double*, double*, double*, LayerWeights<double>*, int);
 template void check_layer(const LayerDims&, const LayerWeights<float>&);
 template void check_layer(const LayerDims&, const LayerWeights<double>&);
 template void layer_forward(const LayerDims&, const LayerWeights<float>&, const float*, const float*, float*,

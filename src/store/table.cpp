@@ -140,6 +140,8 @@ struct Table::Impl {
   std::vector<std::int32_t> free_staging;
   RowMap in_flight;                       // global row → staging index
   AlignedBuffer bounce;                   // updates / write-back read-modify-write
+  std::vector<std::uint8_t> scratch;      // update_row's copy of an uncached row
+  std::unique_ptr<Table> moments;         // Adam's per-row moments (adam_moments())
 
   Stats stats;
   std::uint64_t io_reads_base = 0, io_bytes_base = 0;  // the engine's counters at the last reset_stats
@@ -244,6 +246,67 @@ struct Table::Impl {
     slot_row[s] = global;
     slot_dirty[s] = dirty;
     cached.set(global, slot);
+  }
+
+  // Calls fn(bytes) on row g's current stored bytes wherever they live (DRAM array, static or dynamic slot,
+  // staging buffer or file) and keeps every copy consistent: staging buffers holding the row are patched (tickets
+  // stay current) and a row that was not cached enters the cache as dirty, or is written through when the policy
+  // refuses it. REQUIRES: rw held exclusively and mu held.
+  template <class Fn>
+  void update_row(std::int64_t g, Fn&& fn) {
+    if (opt.tier == Tier::dram) {
+      fn(memory.data() + static_cast<std::size_t>(g) * rb);
+      return;
+    }
+    std::int64_t s = static_slot.find(g);
+    if (s >= 0) {
+      static_dirty[static_cast<std::size_t>(s)] = 1;
+      fn(slot_ptr(s));
+      return;
+    }
+    if ((s = cached.find(g)) >= 0) {
+      slot_dirty[static_cast<std::size_t>(s)] = 1;
+      fn(dynamic_ptr(s));
+      return;
+    }
+    scratch.resize(rb);
+    const std::int64_t st = in_flight.find(g);
+    if (st >= 0) {
+      ReadRequest& r = requests[static_cast<std::size_t>(st)];
+      io->wait(&r, need(r, g));
+      std::memcpy(scratch.data(), staging_ptr(st) + in_block(g), rb);
+    } else {
+      read_row_from_file(g, scratch.data());
+    }
+    fn(scratch.data());
+    if (st >= 0) std::memcpy(staging_ptr(st) + in_block(g), scratch.data(), rb);
+    admit(g, scratch.data(), true);
+  }
+
+  // The Adam moments of this table: "<path>.adam", [m | v] f32 per row, created with zeros on first use and
+  // opened with the same tier options. REQUIRES: rw held exclusively.
+  Impl* adam_moments() {
+    if (!moments) {
+      const std::string mpath = path + ".adam";
+      bool fresh = ::access(mpath.c_str(), F_OK) != 0;
+      if (!fresh) {
+        const TableInfo mi = read_info(mpath);
+        if (mi.dim != 2 * info.dim || mi.dtype != DType::f32 || mi.total_rows() != info.total_rows()) {
+          throw Error("Adam moments '" + mpath + "' do not belong to table '" + path + "' (rows, dim or dtype differ)");
+        }
+      }
+      if (fresh) {
+        CreateOptions co;
+        co.config = info.config;
+        co.dim = 2 * info.dim;
+        co.dtype = DType::f32;
+        co.init = Init::zeros;
+        co.checksum_block = info.checksum_block;
+        create_table(co, mpath);
+      }
+      moments = Table::open(mpath, opt);
+    }
+    return moments->impl_.get();
   }
 
   void release_staging(std::int64_t i) {
@@ -700,6 +763,11 @@ void Table::apply_rows(int tensor, const std::int64_t* rows, std::size_t n, cons
   Impl& m = *impl_;
   if (!m.opt.writable) throw Error("table '" + m.path + "' was opened read-only: apply_rows needs writable = true");
   if (!(options.lr >= 0) || !std::isfinite(options.lr)) throw Error("learning rate must be finite and >= 0");
+  const bool adam = options.optimizer == Optimizer::adam;
+  if (adam && (options.step < 1 || !(options.beta1 >= 0 && options.beta1 < 1) || !(options.beta2 >= 0 && options.beta2 < 1) ||
+               !(options.eps > 0))) {
+    throw Error("Adam needs step >= 1, betas in [0, 1) and eps > 0");
+  }
   m.check_rows(tensor, rows, n);
   const std::int64_t dim = m.info.dim;
   const auto d = static_cast<std::size_t>(dim);
@@ -709,8 +777,17 @@ void Table::apply_rows(int tensor, const std::int64_t* rows, std::size_t n, cons
   std::stable_sort(order.begin(), order.end(), [&](std::size_t a, std::size_t b) { return rows[a] < rows[b]; });
   std::unique_lock<std::shared_mutex> exclusive(m.rw);
   std::lock_guard<std::mutex> lock(m.mu);
-  std::vector<float> value(d), grad(d);
-  std::vector<std::uint8_t> bytes(m.rb);
+  Impl* moments = nullptr;
+  std::unique_lock<std::shared_mutex> moments_exclusive;
+  std::unique_lock<std::mutex> moments_lock;
+  if (adam) {
+    moments = m.adam_moments();
+    moments_exclusive = std::unique_lock<std::shared_mutex>(moments->rw);
+    moments_lock = std::unique_lock<std::mutex>(moments->mu);
+  }
+  std::vector<float> value(d), grad(d), step(d), mv(2 * d);
+  const float c1 = adam ? 1.0f - std::pow(options.beta1, static_cast<float>(options.step)) : 1.0f;
+  const float c2 = adam ? 1.0f - std::pow(options.beta2, static_cast<float>(options.step)) : 1.0f;
   const std::int64_t b = m.base[static_cast<std::size_t>(tensor)];
   for (std::size_t k = 0; k < n;) {
     const std::int64_t row = rows[order[k]];
@@ -720,40 +797,27 @@ void Table::apply_rows(int tensor, const std::int64_t* rows, std::size_t n, cons
       for (std::size_t j = 0; j < d; ++j) grad[j] += gsrc[j];
     }
     const std::int64_t g = b + row;
-    // Where the row's current bytes are.
-    std::uint8_t* where = nullptr;
-    std::int64_t s;
-    enum { kMem, kStaticSlot, kDynSlot, kFile } place = kFile;
-    if (m.opt.tier == Tier::dram) {
-      where = m.memory.data() + static_cast<std::size_t>(g) * m.rb;
-      place = kMem;
-    } else if ((s = m.static_slot.find(g)) >= 0) {
-      where = m.slot_ptr(s);
-      m.static_dirty[static_cast<std::size_t>(s)] = 1;
-      place = kStaticSlot;
-    } else if ((s = m.cached.find(g)) >= 0) {
-      where = m.dynamic_ptr(s);
-      m.slot_dirty[static_cast<std::size_t>(s)] = 1;
-      place = kDynSlot;
+    if (adam) {
+      // Per-row moments m, v (f32, interleaved [m | v]) live in a companion table on the same tier.
+      moments->update_row(g, [&](std::uint8_t* bytes) {
+        std::memcpy(mv.data(), bytes, 8 * d);
+        for (std::size_t j = 0; j < d; ++j) {
+          float& m1 = mv[j];
+          float& m2 = mv[d + j];
+          m1 = options.beta1 * m1 + (1 - options.beta1) * grad[j];
+          m2 = options.beta2 * m2 + (1 - options.beta2) * grad[j] * grad[j];
+          step[j] = options.lr * (m1 / c1) / (std::sqrt(m2 / c2) + options.eps);
+        }
+        std::memcpy(bytes, mv.data(), 8 * d);
+      });
     } else {
-      std::int64_t st = m.in_flight.find(g);
-      if (st >= 0) {
-        ReadRequest& r = m.requests[static_cast<std::size_t>(st)];
-        m.io->wait(&r, m.need(r, g));
-        std::memcpy(bytes.data(), m.staging_ptr(st) + m.in_block(g), m.rb);
-      } else {
-        m.read_row_from_file(g, bytes.data());
-      }
-      where = bytes.data();
+      for (std::size_t j = 0; j < d; ++j) step[j] = options.lr * grad[j];
     }
-    decode_row(m.info.dtype, where, dim, value.data());
-    for (std::size_t j = 0; j < d; ++j) value[j] -= options.lr * grad[j];
-    encode_row(m.info.dtype, value.data(), dim, where);
-    if (place == kFile) {
-      const std::int64_t st = m.in_flight.find(g);
-      if (st >= 0) std::memcpy(m.staging_ptr(st) + m.in_block(g), where, m.rb);  // tickets stay current
-      m.admit(g, where, true);  // into the cache as dirty, or written through if the policy refuses
-    }
+    m.update_row(g, [&](std::uint8_t* bytes) {
+      decode_row(m.info.dtype, bytes, dim, value.data());
+      for (std::size_t j = 0; j < d; ++j) value[j] -= step[j];
+      encode_row(m.info.dtype, value.data(), dim, bytes);
+    });
   }
 }
 
@@ -761,6 +825,9 @@ void Table::checkpoint() {
   Impl& m = *impl_;
   if (!m.opt.writable) throw Error("table '" + m.path + "' was opened read-only: checkpoint needs writable = true");
   std::unique_lock<std::shared_mutex> exclusive(m.rw);
+  // Adam's moments first: a crash between the two files leaves new moments beside old rows, which Adam tolerates
+  // (the moments are running averages); the rows themselves are never half-written.
+  if (m.moments) m.moments->checkpoint();
   if (m.opt.tier == Tier::dram) {
     write_table_file(m.info, m.path, 0, [&](const TensorInfo& t, std::int64_t first, std::int64_t last, std::uint8_t* dst, int) {
       const std::size_t t_index = static_cast<std::size_t>(&t - m.info.tensors.data());

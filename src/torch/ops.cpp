@@ -6,7 +6,8 @@
 //   torch.classes.hashmem.Table(path, tier, dram_budget, writable)         a table of the tiered store
 //   torch.ops.hashmem.table_lookup(table, tensor, rows[n] int64, anchor) -> float [n, dim]
 //       autograd: the rows' gradients are summed into the table's pending buffer (duplicates summed);
-//       table.step(lr) applies them as a sparse SGD update on whatever tier holds the rows.
+//       table.step(lr) / table.adam_step(lr, step) applies them as a sparse SGD / Adam update on whatever tier
+//       holds the rows (Adam's per-row moments in "<path>.adam" on the same tier).
 // Empty tensors stand for absent biases / conv weights (the V4.1 variant). Float32 only, CPU only.
 // This is the only translation unit that includes torch headers (they cost ~16 s to compile).
 #include <torch/script.h>
@@ -30,12 +31,6 @@ void check_float(const Tensor& t, const char* name) {
   TORCH_CHECK(t.device().is_cpu(), "hashmem: ", name, " must be a CPU tensor");
   TORCH_CHECK(!t.defined() || t.numel() == 0 || t.scalar_type() == torch::kFloat32, "hashmem: ", name,
               " must be float32, got ", t.scalar_type());
-}
-
-std::vector<float> to_vector(const Tensor& t) {
-  if (!t.defined() || t.numel() == 0) return {};
-  const Tensor c = t.contiguous();
-  return std::vector<float>(c.data_ptr<float>(), c.data_ptr<float>() + c.numel());
 }
 
 Tensor from_vector(const std::vector<float>& v, const Tensor& like) {
@@ -75,9 +70,11 @@ Tensor ngram_hash(Tensor ids, std::string config_json, int64_t layer_index, bool
 
 // ---- the Engram layer ----
 
+// Dims from the tensors' shapes, every weight's size checked, and views of the (contiguous) weights: no copies.
 struct LayerArgs {
   hashmem::engram::LayerDims dims;
-  hashmem::engram::LayerWeights<float> w;
+  tensor_list weights;  // contiguous
+  hashmem::engram::LayerWeightsView<float> view;
 };
 
 LayerArgs layer_args(const Tensor& h, const Tensor& e, const tensor_list& weights, int64_t kernel, int64_t dilation) {
@@ -89,23 +86,57 @@ LayerArgs layer_args(const Tensor& h, const Tensor& e, const tensor_list& weight
   TORCH_CHECK(e.dim() == 3 && e.size(0) == h.size(0) && e.size(1) == h.size(1),
               "hashmem.engram_layer: e must be [B, T, E] with h's B and T");
   LayerArgs a;
-  a.dims.batch = h.size(0);
-  a.dims.seq = h.size(1);
-  a.dims.hc_mult = h.size(2);
-  a.dims.hidden = h.size(3);
-  a.dims.engram_dim = e.size(2);
-  a.dims.kernel = kernel;
-  a.dims.dilation = dilation;
-  a.dims.bias = weights[1].numel() > 0 || weights[3].numel() > 0;
-  a.dims.conv = weights[6].numel() > 0 || weights[7].numel() > 0;
-  a.w = {to_vector(weights[0]), to_vector(weights[1]), to_vector(weights[2]), to_vector(weights[3]),
-         to_vector(weights[4]), to_vector(weights[5]), to_vector(weights[6]), to_vector(weights[7])};
-  try {
-    hashmem::engram::check_layer(a.dims, a.w);
-  } catch (const hashmem::Error& err) {
-    TORCH_CHECK(false, "hashmem.engram_layer: ", err.what());
+  auto& d = a.dims;
+  d.batch = h.size(0);
+  d.seq = h.size(1);
+  d.hc_mult = h.size(2);
+  d.hidden = h.size(3);
+  d.engram_dim = e.size(2);
+  d.kernel = kernel;
+  d.dilation = dilation;
+  d.bias = weights[1].numel() > 0 || weights[3].numel() > 0;
+  d.conv = weights[6].numel() > 0 || weights[7].numel() > 0;
+  TORCH_CHECK(!d.conv || (kernel >= 1 && dilation >= 1), "hashmem.engram_layer: kernel and dilation must be >= 1");
+  const int64_t G = d.hc_mult, H = d.hidden, E = d.engram_dim;
+  const int64_t want[] = {G * H * E, d.bias ? G * H : 0, H * E, d.bias ? H : 0, G * H, G * H, d.conv ? G * H : 0,
+                          d.conv ? G * H * kernel : 0};
+  for (std::size_t i = 0; i < weights.size(); ++i) {
+    TORCH_CHECK(weights[i].numel() == want[i], "hashmem.engram_layer: ", names[i], " has ", weights[i].numel(),
+                " values, expected ", want[i]);
+    a.weights.push_back(weights[i].contiguous());
   }
+  auto ptr = [&](std::size_t i) { return a.weights[i].numel() ? a.weights[i].data_ptr<float>() : nullptr; };
+  a.view = {ptr(0), ptr(1), ptr(2), ptr(3), ptr(4), ptr(5), ptr(6), ptr(7)};
   return a;
+}
+
+// The forward cache, packed into one tensor between the passes (its fields in a fixed order).
+std::vector<std::vector<float>*> cache_fields(hashmem::engram::LayerCache<float>& c) {
+  return {&c.key, &c.proj, &c.rk, &c.rh, &c.dot, &c.gate, &c.rv, &c.y};
+}
+
+Tensor pack(hashmem::engram::LayerCache<float>& c, std::vector<int64_t>* sizes) {
+  int64_t total = 0;
+  for (auto* f : cache_fields(c)) total += static_cast<int64_t>(f->size());
+  Tensor t = torch::empty({total}, torch::kFloat32);
+  float* p = t.data_ptr<float>();
+  for (auto* f : cache_fields(c)) {
+    std::copy(f->begin(), f->end(), p);
+    p += f->size();
+    sizes->push_back(static_cast<int64_t>(f->size()));
+  }
+  return t;
+}
+
+hashmem::engram::LayerCache<float> unpack(const Tensor& t, const std::vector<int64_t>& sizes) {
+  hashmem::engram::LayerCache<float> c;
+  const float* p = t.data_ptr<float>();
+  std::size_t i = 0;
+  for (auto* f : cache_fields(c)) {
+    f->assign(p, p + sizes[i]);
+    p += sizes[i++];
+  }
+  return c;
 }
 
 class EngramLayerFunction : public torch::autograd::Function<EngramLayerFunction> {
@@ -113,34 +144,33 @@ class EngramLayerFunction : public torch::autograd::Function<EngramLayerFunction
   static Tensor forward(AutogradContext* ctx, Tensor h, Tensor e, Tensor key_w, Tensor key_b, Tensor value_w,
                         Tensor value_b, Tensor norm1, Tensor norm2, Tensor conv_norm, Tensor conv_w, int64_t kernel,
                         int64_t dilation) {
-    const tensor_list weights = {key_w, key_b, value_w, value_b, norm1, norm2, conv_norm, conv_w};
-    const LayerArgs a = layer_args(h, e, weights, kernel, dilation);
+    const LayerArgs a = layer_args(h, e, {key_w, key_b, value_w, value_b, norm1, norm2, conv_norm, conv_w}, kernel, dilation);
     const Tensor hc = h.contiguous(), ec = e.contiguous();
     Tensor out = torch::empty_like(hc);
-    hashmem::engram::layer_forward<float>(a.dims, a.w, hc.data_ptr<float>(), ec.data_ptr<float>(), out.data_ptr<float>(),
-                                          nullptr, torch::get_num_threads());
-    ctx->save_for_backward({hc, ec, key_w, key_b, value_w, value_b, norm1, norm2, conv_norm, conv_w});
+    hashmem::engram::LayerCache<float> cache;
+    hashmem::engram::layer_forward<float>(a.dims, a.view, hc.data_ptr<float>(), ec.data_ptr<float>(),
+                                          out.data_ptr<float>(), &cache, torch::get_num_threads());
+    std::vector<int64_t> sizes;
+    const Tensor packed = pack(cache, &sizes);
+    ctx->save_for_backward({hc, ec, key_w, key_b, value_w, value_b, norm1, norm2, conv_norm, conv_w, packed});
     ctx->saved_data["kernel"] = kernel;
     ctx->saved_data["dilation"] = dilation;
+    ctx->saved_data["sizes"] = sizes;
     return out;
   }
 
   static tensor_list backward(AutogradContext* ctx, tensor_list grads) {
     const auto saved = ctx->get_saved_variables();
     const Tensor h = saved[0], e = saved[1];
-    const tensor_list weights(saved.begin() + 2, saved.end());
+    const tensor_list weights(saved.begin() + 2, saved.begin() + 10);
     const LayerArgs a = layer_args(h, e, weights, ctx->saved_data["kernel"].toInt(), ctx->saved_data["dilation"].toInt());
-    // The forward pass again, for its cache (cheaper in memory than keeping the cache between the passes).
-    hashmem::engram::LayerCache<float> cache;
-    Tensor out = torch::empty_like(h);
-    const int threads = torch::get_num_threads();
-    hashmem::engram::layer_forward<float>(a.dims, a.w, h.data_ptr<float>(), e.data_ptr<float>(), out.data_ptr<float>(),
-                                          &cache, threads);
+    const hashmem::engram::LayerCache<float> cache = unpack(saved[10], ctx->saved_data["sizes"].toIntVector());
     const Tensor g = grads[0].contiguous();
     Tensor gh = torch::empty_like(h), ge = torch::empty_like(e);
     hashmem::engram::LayerWeights<float> gw;
-    hashmem::engram::layer_backward<float>(a.dims, a.w, h.data_ptr<float>(), e.data_ptr<float>(), cache,
-                                           g.data_ptr<float>(), gh.data_ptr<float>(), ge.data_ptr<float>(), &gw, threads);
+    hashmem::engram::layer_backward<float>(a.dims, a.view, h.data_ptr<float>(), e.data_ptr<float>(), cache,
+                                           g.data_ptr<float>(), gh.data_ptr<float>(), ge.data_ptr<float>(), &gw,
+                                           torch::get_num_threads());
     return {gh,
             ge,
             from_vector(gw.key_w, weights[0]),
@@ -158,6 +188,18 @@ class EngramLayerFunction : public torch::autograd::Function<EngramLayerFunction
 
 Tensor engram_layer(Tensor h, Tensor e, Tensor key_w, Tensor key_b, Tensor value_w, Tensor value_b, Tensor norm1,
                     Tensor norm2, Tensor conv_norm, Tensor conv_w, int64_t kernel, int64_t dilation) {
+  const tensor_list all = {h, e, key_w, key_b, value_w, value_b, norm1, norm2, conv_norm, conv_w};
+  bool needs_grad = false;
+  for (const Tensor& t : all) needs_grad |= t.requires_grad();
+  if (!torch::GradMode::is_enabled() || !needs_grad) {
+    // Inference: no autograd node, no cache kept for a backward pass.
+    const LayerArgs a = layer_args(h, e, {key_w, key_b, value_w, value_b, norm1, norm2, conv_norm, conv_w}, kernel, dilation);
+    const Tensor hc = h.contiguous(), ec = e.contiguous();
+    Tensor out = torch::empty_like(hc);
+    hashmem::engram::layer_forward<float>(a.dims, a.view, hc.data_ptr<float>(), ec.data_ptr<float>(),
+                                          out.data_ptr<float>(), nullptr, torch::get_num_threads());
+    return out;
+  }
   return EngramLayerFunction::apply(h, e, key_w, key_b, value_w, value_b, norm1, norm2, conv_norm, conv_w, kernel,
                                     dilation);
 }
@@ -205,14 +247,20 @@ struct TorchTable : torch::CustomClassHolder {
     pending.emplace_back(tensor, std::vector<int64_t>(r.data_ptr<int64_t>(), r.data_ptr<int64_t>() + r.numel()),
                          std::vector<float>(g.data_ptr<float>(), g.data_ptr<float>() + g.numel()));
   }
-  // Applies the pending row gradients (SGD) and clears them. Returns the number of row updates.
-  int64_t step(double lr) {
+  // Applies the pending row gradients (SGD, or Adam at step `adam_step` >= 1) and clears them. Returns the
+  // number of row updates.
+  int64_t apply(double lr, int64_t adam_step) {
     std::lock_guard<std::mutex> lock(mu);
     int64_t n = 0;
+    hashmem::store::UpdateOptions u;
+    u.lr = static_cast<float>(lr);
+    if (adam_step > 0) {
+      u.optimizer = hashmem::store::Optimizer::adam;
+      u.step = adam_step;
+    }
     try {
       for (auto& [tensor, rows, grads] : pending) {
-        table->apply_rows(static_cast<int>(tensor), rows.data(), rows.size(), grads.data(),
-                          {hashmem::store::Optimizer::sgd, static_cast<float>(lr)});
+        table->apply_rows(static_cast<int>(tensor), rows.data(), rows.size(), grads.data(), u);
         n += static_cast<int64_t>(rows.size());
       }
     } catch (const hashmem::Error& e) {
@@ -220,6 +268,11 @@ struct TorchTable : torch::CustomClassHolder {
     }
     pending.clear();
     return n;
+  }
+  int64_t step(double lr) { return apply(lr, 0); }
+  int64_t adam_step(double lr, int64_t step_count) {
+    TORCH_CHECK(step_count >= 1, "hashmem.Table.adam_step: step must be >= 1");
+    return apply(lr, step_count);
   }
   void checkpoint() {
     try {
@@ -261,6 +314,7 @@ TORCH_LIBRARY(hashmem, m) {
       .def("rows", &TorchTable::rows)
       .def("gather", &TorchTable::gather)
       .def("step", &TorchTable::step)
+      .def("adam_step", &TorchTable::adam_step)
       .def("checkpoint", &TorchTable::checkpoint);
   m.def("ngram_hash", &ngram_hash);
   m.def("engram_layer", &engram_layer);
