@@ -293,6 +293,10 @@ std::vector<TierCase> tier_cases(const TableInfo& info) {
   hot.dram_budget = 300 * info.row_bytes;
   hot.hot_rows = {{0, 1, 2, 3, 5, 8, 13, 21, 34, 55}, {7, 6, 5}};
   cases.push_back({"static+s3fifo", hot});
+  OpenOptions quarter = ssd;  // the tiered-training case: a DRAM budget of a quarter of the table
+  quarter.policy = Policy::s3fifo;
+  quarter.dram_budget = info.data_bytes() / 4;
+  cases.push_back({"quarter-budget", quarter});
   OpenOptions tiny = ssd;
   tiny.staging_bytes = 3 * 8192;  // three buffers: most rows take the late path
   tiny.queue_depth = 2;

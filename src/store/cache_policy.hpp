@@ -9,7 +9,7 @@
 // Policies: LRU; S3-FIFO (Yang et al., SOSP'23: 10 % small FIFO, 90 % main FIFO with 2-bit frequencies, ghost
 // FIFO of rows evicted from the small queue); W-TinyLFU (Einziger et al., as in Caffeine: 1 % window LRU, main
 // SLRU 20 % probation / 80 % protected, admission by a 4-bit count-min sketch with halving every 10·capacity
-// accesses). docs/store-cache.md has the details and measured hit ratios.
+// accesses). docs/store.md has the details and measured hit ratios.
 //
 // Threads: not thread-safe; the store serialises calls with its own mutex. Simulators are pure functions.
 #pragma once
