@@ -114,9 +114,23 @@ std::int64_t unpinned_tail(const SlotLists& lists, const SlotTable& slots, int l
   return -1;
 }
 
-class Lru final : public CachePolicy {
+// What the three policies share: their slots, and the calls that only concern the slots.
+class SlottedPolicy : public CachePolicy {
  public:
-  explicit Lru(std::int64_t capacity) : slots_(capacity), lists_(capacity, 1) {}
+  explicit SlottedPolicy(std::int64_t capacity) : slots_(capacity) {}
+  void prefetch(std::int64_t row) const override { slots_.prefetch(row); }
+  void pin(std::int64_t s) override { slots_.pin(s); }
+  void unpin(std::int64_t s) override { slots_.unpin(s); }
+  std::int64_t capacity() const override { return slots_.capacity(); }
+  std::int64_t size() const override { return slots_.size(); }
+
+ protected:
+  SlotTable slots_;
+};
+
+class Lru final : public SlottedPolicy {
+ public:
+  explicit Lru(std::int64_t capacity) : SlottedPolicy(capacity), lists_(capacity, 1) {}
   std::int64_t lookup(std::int64_t row) override {
     const std::int64_t s = slots_.find(row);
     if (s >= 0) lists_.move_front(0, s);
@@ -135,14 +149,8 @@ class Lru final : public CachePolicy {
     lists_.push_front(0, s);
     return s;
   }
-  void prefetch(std::int64_t row) const override { slots_.prefetch(row); }
-  void pin(std::int64_t s) override { slots_.pin(s); }
-  void unpin(std::int64_t s) override { slots_.unpin(s); }
-  std::int64_t capacity() const override { return slots_.capacity(); }
-  std::int64_t size() const override { return slots_.size(); }
 
  private:
-  SlotTable slots_;
   SlotLists lists_;
 };
 
@@ -169,10 +177,10 @@ class Ghost {
   std::int64_t next_ = 0;
 };
 
-class S3Fifo final : public CachePolicy {
+class S3Fifo final : public SlottedPolicy {
  public:
   explicit S3Fifo(std::int64_t capacity)
-      : slots_(capacity), lists_(capacity, 2), freq_(static_cast<std::size_t>(capacity), 0),
+      : SlottedPolicy(capacity), lists_(capacity, 2), freq_(static_cast<std::size_t>(capacity), 0),
         small_target_(std::max<std::int64_t>(1, capacity / 10)), main_target_(capacity - capacity / 10),
         ghost_(capacity - capacity / 10) {}
   std::int64_t lookup(std::int64_t row) override {
@@ -195,11 +203,6 @@ class S3Fifo final : public CachePolicy {
     lists_.push_front(ghost ? kMain : kSmall, s);
     return s;
   }
-  void prefetch(std::int64_t row) const override { slots_.prefetch(row); }
-  void pin(std::int64_t s) override { slots_.pin(s); }
-  void unpin(std::int64_t s) override { slots_.unpin(s); }
-  std::int64_t capacity() const override { return slots_.capacity(); }
-  std::int64_t size() const override { return slots_.size(); }
 
  private:
   static constexpr int kSmall = 0, kMain = 1;
@@ -257,7 +260,6 @@ class S3Fifo final : public CachePolicy {
     return kNone;
   }
 
-  SlotTable slots_;
   SlotLists lists_;
   std::vector<std::uint8_t> freq_;
   std::int64_t small_target_, main_target_;
@@ -308,10 +310,10 @@ class FrequencySketch {
   std::int64_t additions_ = 0, sample_ = 0;
 };
 
-class TinyLfu final : public CachePolicy {
+class TinyLfu final : public SlottedPolicy {
  public:
   explicit TinyLfu(std::int64_t capacity)
-      : slots_(capacity), lists_(capacity, 3), sketch_(capacity),
+      : SlottedPolicy(capacity), lists_(capacity, 3), sketch_(capacity),
         window_target_(std::max<std::int64_t>(1, capacity / 100)),
         protected_target_((capacity - std::max<std::int64_t>(1, capacity / 100)) * 4 / 5) {}
   std::int64_t lookup(std::int64_t row) override {
@@ -357,15 +359,9 @@ class TinyLfu final : public CachePolicy {
     if (lists_.size(kWindow) > window_target_ && slots_.has_free()) lists_.move_front(kProbation, lists_.tail(kWindow));
     return s;
   }
-  void prefetch(std::int64_t row) const override { slots_.prefetch(row); }
-  void pin(std::int64_t s) override { slots_.pin(s); }
-  void unpin(std::int64_t s) override { slots_.unpin(s); }
-  std::int64_t capacity() const override { return slots_.capacity(); }
-  std::int64_t size() const override { return slots_.size(); }
 
  private:
   static constexpr int kWindow = 0, kProbation = 1, kProtected = 2;
-  SlotTable slots_;
   SlotLists lists_;
   FrequencySketch sketch_;
   std::int64_t window_target_, protected_target_;
