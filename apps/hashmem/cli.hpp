@@ -18,6 +18,7 @@ void register_bench_engram(CLI::App* bench, Action& action);  // bench engram-ha
 void register_bench_store(CLI::App* bench, Action& action);   // bench store, bench gather
 
 void register_table(CLI::App& app, Action& action);
+void register_train(CLI::App& app, Action& action);
 void register_data(CLI::App& app, Action& action);
 
 // "1.50 GiB": bytes with a binary unit.

@@ -36,6 +36,7 @@ int main(int argc, char** argv) {
   hashmem::cli::register_hashhop(app, action);
   hashmem::cli::register_engram(app, action);
   hashmem::cli::register_table(app, action);
+  hashmem::cli::register_train(app, action);
   hashmem::cli::register_data(app, action);
   hashmem::cli::register_bench(app, action);
   try {

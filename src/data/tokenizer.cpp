@@ -16,8 +16,6 @@ namespace {
 
 static_assert(std::endian::native == std::endian::little, "token-id files are written in host byte order");
 
-constexpr char kIdsMagic[8] = {'H', 'M', 'T', 'O', 'K', 'I', 'D', '1'};
-constexpr std::size_t kIdsHeaderBytes = 32;
 // SentencePiece's own generator is seeded with this before every training (it is only used for sampling,
 // which the flags turn off, but a fixed seed keeps that true for any future flag).
 constexpr unsigned kTrainerSeed = 20240601;
@@ -138,48 +136,6 @@ TokenIds tokenize_documents(std::string_view model, std::string_view corpus, int
     std::vector<std::int32_t>().swap(ids);
   }
   return result;
-}
-
-void write_token_ids(OutputFile& out, const TokenIds& ids) {
-  if (ids.document_starts.empty() || ids.document_starts.front() != 0 || ids.document_starts.back() != ids.ids.size()) {
-    throw Error("token ids for '" + out.path() + "': document starts must run from 0 to the number of ids");
-  }
-  const std::uint64_t header[3] = {ids.documents(), ids.ids.size(), ids.vocab_size};
-  out.write(kIdsMagic, sizeof kIdsMagic);
-  out.write(reinterpret_cast<const char*>(header), sizeof header);
-  out.write(reinterpret_cast<const char*>(ids.document_starts.data()), ids.document_starts.size() * 8);
-  out.write(reinterpret_cast<const char*>(ids.ids.data()), ids.ids.size() * 4);
-}
-
-TokenIds read_token_ids(const std::string& path) {
-  MappedFile file(path);
-  const std::string_view bytes = file.view();
-  if (bytes.size() < kIdsHeaderBytes || std::memcmp(bytes.data(), kIdsMagic, sizeof kIdsMagic) != 0) {
-    throw Error("'" + path + "' is not a token-id file (no HMTOKID1 header)");
-  }
-  std::uint64_t header[3];
-  std::memcpy(header, bytes.data() + 8, sizeof header);
-  const std::uint64_t documents = header[0], tokens = header[1];
-  if (documents > bytes.size() / 8 || tokens > bytes.size() / 4 ||
-      bytes.size() != kIdsHeaderBytes + 8 * (documents + 1) + 4 * tokens) {
-    throw Error("token-id file '" + path + "' is truncated or has trailing bytes (" + std::to_string(bytes.size()) +
-                " bytes for " + std::to_string(documents) + " documents and " + std::to_string(tokens) + " tokens)");
-  }
-  TokenIds ids;
-  ids.vocab_size = header[2];
-  ids.document_starts.resize(documents + 1);
-  std::memcpy(ids.document_starts.data(), bytes.data() + kIdsHeaderBytes, 8 * (documents + 1));
-  ids.ids.resize(tokens);
-  std::memcpy(ids.ids.data(), bytes.data() + kIdsHeaderBytes + 8 * (documents + 1), 4 * tokens);
-  for (std::size_t d = 0; d < documents; ++d) {
-    if (ids.document_starts[d] > ids.document_starts[d + 1]) {
-      throw Error("token-id file '" + path + "': document starts decrease at document " + std::to_string(d));
-    }
-  }
-  if (ids.document_starts.front() != 0 || ids.document_starts.back() != tokens) {
-    throw Error("token-id file '" + path + "': document starts do not run from 0 to the token count");
-  }
-  return ids;
 }
 
 }  // namespace hashmem::data

@@ -20,6 +20,7 @@
 #include "hashmem/engram.hpp"
 #include "hashmem/engram_layer.hpp"
 #include "hashmem/store.hpp"
+#include "torch/engram_autograd.hpp"
 
 namespace {
 
@@ -186,24 +187,6 @@ class EngramLayerFunction : public torch::autograd::Function<EngramLayerFunction
   }
 };
 
-Tensor engram_layer(Tensor h, Tensor e, Tensor key_w, Tensor key_b, Tensor value_w, Tensor value_b, Tensor norm1,
-                    Tensor norm2, Tensor conv_norm, Tensor conv_w, int64_t kernel, int64_t dilation) {
-  const tensor_list all = {h, e, key_w, key_b, value_w, value_b, norm1, norm2, conv_norm, conv_w};
-  bool needs_grad = false;
-  for (const Tensor& t : all) needs_grad |= t.requires_grad();
-  if (!torch::GradMode::is_enabled() || !needs_grad) {
-    // Inference: no autograd node, no cache kept for a backward pass.
-    const LayerArgs a = layer_args(h, e, {key_w, key_b, value_w, value_b, norm1, norm2, conv_norm, conv_w}, kernel, dilation);
-    const Tensor hc = h.contiguous(), ec = e.contiguous();
-    Tensor out = torch::empty_like(hc);
-    hashmem::engram::layer_forward<float>(a.dims, a.view, hc.data_ptr<float>(), ec.data_ptr<float>(),
-                                          out.data_ptr<float>(), nullptr, torch::get_num_threads());
-    return out;
-  }
-  return EngramLayerFunction::apply(h, e, key_w, key_b, value_w, value_b, norm1, norm2, conv_norm, conv_w, kernel,
-                                    dilation);
-}
-
 // ---- tables ----
 
 struct TorchTable : torch::CustomClassHolder {
@@ -307,6 +290,31 @@ Tensor table_lookup(c10::intrusive_ptr<TorchTable> table, int64_t tensor, Tensor
 
 }  // namespace
 
+namespace hashmem::torch_ops {
+
+using torch::Tensor;
+using torch::autograd::tensor_list;
+
+Tensor engram_layer(Tensor h, Tensor e, Tensor key_w, Tensor key_b, Tensor value_w, Tensor value_b, Tensor norm1,
+                    Tensor norm2, Tensor conv_norm, Tensor conv_w, int64_t kernel, int64_t dilation) {
+  const tensor_list all = {h, e, key_w, key_b, value_w, value_b, norm1, norm2, conv_norm, conv_w};
+  bool needs_grad = false;
+  for (const Tensor& t : all) needs_grad |= t.requires_grad();
+  if (!torch::GradMode::is_enabled() || !needs_grad) {
+    // Inference: no autograd node, no cache kept for a backward pass.
+    const LayerArgs a = layer_args(h, e, {key_w, key_b, value_w, value_b, norm1, norm2, conv_norm, conv_w}, kernel, dilation);
+    const Tensor hc = h.contiguous(), ec = e.contiguous();
+    Tensor out = torch::empty_like(hc);
+    hashmem::engram::layer_forward<float>(a.dims, a.view, hc.data_ptr<float>(), ec.data_ptr<float>(),
+                                          out.data_ptr<float>(), nullptr, torch::get_num_threads());
+    return out;
+  }
+  return EngramLayerFunction::apply(h, e, key_w, key_b, value_w, value_b, norm1, norm2, conv_norm, conv_w, kernel,
+                                    dilation);
+}
+
+}  // namespace hashmem::torch_ops
+
 TORCH_LIBRARY(hashmem, m) {
   m.class_<TorchTable>("Table")
       .def(torch::init<std::string, std::string, int64_t, bool>())
@@ -317,6 +325,6 @@ TORCH_LIBRARY(hashmem, m) {
       .def("adam_step", &TorchTable::adam_step)
       .def("checkpoint", &TorchTable::checkpoint);
   m.def("ngram_hash", &ngram_hash);
-  m.def("engram_layer", &engram_layer);
+  m.def("engram_layer", &hashmem::torch_ops::engram_layer);
   m.def("table_lookup", &table_lookup);
 }
