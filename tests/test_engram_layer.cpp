@@ -23,12 +23,14 @@ LayerWeights<double> random_weights(const LayerDims& d, std::uint64_t seed) {
   };
   const std::int64_t G = d.hc_mult, H = d.hidden, E = d.engram_dim;
   LayerWeights<double> w;
-  w.key_w = fill(G * H * E, 1 / std::sqrt(double(E)), 0);
+  if (d.gate) w.key_w = fill(G * H * E, 1 / std::sqrt(double(E)), 0);
   w.value_w = fill(H * E, 1 / std::sqrt(double(E)), 0);
-  w.norm1 = fill(G * H, 0.1, 1);
-  w.norm2 = fill(G * H, 0.1, 1);
+  if (d.gate) {
+    w.norm1 = fill(G * H, 0.1, 1);
+    w.norm2 = fill(G * H, 0.1, 1);
+  }
   if (d.bias) {
-    w.key_b = fill(G * H, 0.1, 0);
+    if (d.gate) w.key_b = fill(G * H, 0.1, 0);
     w.value_b = fill(H, 0.1, 0);
   }
   if (d.conv) {
@@ -105,6 +107,43 @@ TEST(EngramLayer, GradientsOfTheV41VariantWithoutBiasesAndConv) {
   d.bias = false;
   d.conv = false;
   check_gradients(d, 3);
+}
+
+TEST(EngramLayer, GradientsWithoutTheGate) {
+  LayerDims d;
+  d.batch = 2, d.seq = 6, d.hc_mult = 2, d.hidden = 4, d.engram_dim = 5, d.kernel = 3, d.dilation = 2;
+  d.gate = false;
+  check_gradients(d, 4);
+}
+
+// The "no gating" ablation is the gated layer with every gate forced to 1: out = value + conv(value) with
+// value = W_v·e + b_v, the same for every branch but for the branch's own conv channels.
+TEST(EngramLayer, WithoutTheGateTheValueIsAddedWhole) {
+  LayerDims d;
+  d.batch = 1, d.seq = 5, d.hc_mult = 2, d.hidden = 3, d.engram_dim = 4;
+  d.gate = false;
+  d.conv = false;
+  const LayerWeights<double> w = random_weights(d, 5);
+  std::mt19937_64 rng(6);
+  std::normal_distribution<double> n;
+  std::vector<double> h(static_cast<std::size_t>(d.tokens() * 6)), e(static_cast<std::size_t>(d.tokens() * 4));
+  for (auto* v : {&h, &e}) {
+    for (auto& x : *v) x = n(rng);
+  }
+  std::vector<double> out(h.size());
+  layer_forward<double>(d, w, h.data(), e.data(), out.data(), nullptr, 1);
+  for (std::int64_t t = 0; t < d.tokens(); ++t) {
+    for (std::int64_t g = 0; g < 2; ++g) {
+      for (std::int64_t i = 0; i < 3; ++i) {
+        double v = w.value_b[static_cast<std::size_t>(i)];
+        for (std::int64_t j = 0; j < 4; ++j) v += w.value_w[static_cast<std::size_t>(i * 4 + j)] * e[static_cast<std::size_t>(t * 4 + j)];
+        EXPECT_NEAR(out[static_cast<std::size_t>((t * 2 + g) * 3 + i)], v, 1e-12);
+      }
+    }
+  }
+  LayerWeights<double> gated = random_weights(d, 5);
+  gated.norm1 = {1};  // a gate weight where none belongs
+  EXPECT_THROW(check_layer(d, gated), Error);
 }
 
 TEST(EngramLayer, ResultsDoNotDependOnTheThreadCount) {

@@ -132,6 +132,13 @@ std::string train_tokenizer(std::string_view corpus, const TokenizerOptions& opt
 // The .vocab listing of a serialized model ("piece\tscore" a line, as spm_train writes it).
 std::string tokenizer_vocab(std::string_view model);
 
+// Encodes text with a serialized model as a corpus document is encoded: cleaned by normalize_text, then each
+// line (paragraph) encoded and the ids concatenated. Throws Error if SentencePiece fails.
+std::vector<std::int32_t> encode_text(std::string_view model, std::string_view text);
+// The text of ids (SentencePiece's decode: control pieces such as </s> decode to nothing). Throws Error naming an
+// id outside the model.
+std::string decode_ids(std::string_view model, const std::vector<std::int32_t>& ids);
+
 struct TokenIds {
   std::vector<std::uint64_t> document_starts;  // D + 1 entries
   std::vector<std::int32_t> ids;

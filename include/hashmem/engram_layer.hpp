@@ -10,6 +10,8 @@
 //   out     = value + SiLU(conv(RMS(value_g; conv_norm[g], eps 1e-5)))  (causal depthwise conv over time,
 //             kernel K, dilation d, weight[:, K−1] multiplies x[t]; G·H channels)
 // The V4.1 variant has no biases and no conv (out = value): LayerDims::bias / conv switch them off.
+// LayerDims::gate = false is the paper's "no gating" ablation: gate_g = 1, and key_w, key_b, norm1, norm2 are
+// absent (empty / null); the cache's key, rk, rh and dot stay empty.
 //
 // Layout (row-major): h, out [B, T, G, H]; e [B, T, E]; key_w [G, H, E]; key_b, norm1, norm2, conv_norm [G, H];
 // value_w [H, E]; value_b [H]; conv_w [G·H, K].
@@ -28,6 +30,7 @@ struct LayerDims {
   std::int64_t kernel = 4, dilation = 1;
   bool bias = true;  // key_b, value_b
   bool conv = true;  // conv_norm, conv_w and the ShortConv branch
+  bool gate = true;  // key_w, key_b, norm1, norm2 and the gate (false: gate = 1)
   std::int64_t tokens() const { return batch * seq; }
 };
 

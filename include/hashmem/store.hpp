@@ -175,6 +175,9 @@ class Table {
   // Makes the table at its path equal the current rows, atomically (temporary + fsync + rename); Adam's
   // moments file first, the same way.
   void checkpoint();
+  // The same into another file: `path` (and, once Adam has run, "<path>.adam") get the current rows, atomically
+  // each; the table keeps working on its own files. For snapshots such as a training run's checkpoint directory.
+  void checkpoint_to(const std::string& path);
 
   Stats stats() const;
   void reset_stats();

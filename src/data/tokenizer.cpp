@@ -100,6 +100,38 @@ std::string tokenizer_vocab(std::string_view model) {
   return out.str();
 }
 
+std::vector<std::int32_t> encode_text(std::string_view model, std::string_view text) {
+  sentencepiece::SentencePieceProcessor processor;
+  load_model(processor, model);
+  std::vector<std::int32_t> out;
+  std::vector<int> ids;
+  const std::string clean = normalize_text(text);  // as the corpus was cleaned
+  std::size_t pos = 0;
+  while (pos < clean.size()) {  // one paragraph a line, encoded one after another as documents were
+    std::size_t eol = clean.find('\n', pos);
+    if (eol == std::string::npos) eol = clean.size();
+    if (eol > pos) {
+      const auto status = processor.Encode(std::string_view(clean).substr(pos, eol - pos), &ids);
+      if (!status.ok()) throw Error("SentencePiece encoding failed: " + status.ToString());
+      out.insert(out.end(), ids.begin(), ids.end());
+    }
+    pos = eol + 1;
+  }
+  return out;
+}
+
+std::string decode_ids(std::string_view model, const std::vector<std::int32_t>& ids) {
+  sentencepiece::SentencePieceProcessor processor;
+  load_model(processor, model);
+  for (std::int32_t id : ids) {
+    if (id < 0 || id >= processor.GetPieceSize()) throw Error("token id " + std::to_string(id) + " is outside the tokenizer");
+  }
+  std::string text;
+  const auto status = processor.Decode(std::vector<int>(ids.begin(), ids.end()), &text);
+  if (!status.ok()) throw Error("SentencePiece decoding failed: " + status.ToString());
+  return text;
+}
+
 TokenIds tokenize_documents(std::string_view model, std::string_view corpus, int threads, Progress* progress) {
   sentencepiece::SentencePieceProcessor processor;
   load_model(processor, model);

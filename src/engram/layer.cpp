@@ -72,11 +72,11 @@ void check_layer(const LayerDims& d, const LayerWeights<T>& w) {
                   std::to_string(n));
     }
   };
-  need(w.key_w, G * H * E, "key_w [G,H,E]");
+  need(w.key_w, d.gate ? G * H * E : 0, "key_w [G,H,E]");
   need(w.value_w, H * E, "value_w [H,E]");
-  need(w.norm1, G * H, "norm1 [G,H]");
-  need(w.norm2, G * H, "norm2 [G,H]");
-  need(w.key_b, d.bias ? G * H : 0, "key_b [G,H]");
+  need(w.norm1, d.gate ? G * H : 0, "norm1 [G,H]");
+  need(w.norm2, d.gate ? G * H : 0, "norm2 [G,H]");
+  need(w.key_b, d.bias && d.gate ? G * H : 0, "key_b [G,H]");
   need(w.value_b, d.bias ? H : 0, "value_b [H]");
   need(w.conv_norm, d.conv ? G * H : 0, "conv_norm [G,H]");
   need(w.conv_w, d.conv ? G * H * d.kernel : 0, "conv_w [G*H,K]");
@@ -88,41 +88,45 @@ void layer_forward(const LayerDims& d, const LayerWeightsView<T>& w, const T* h,
   const std::int64_t N = d.tokens(), G = d.hc_mult, H = d.hidden, E = d.engram_dim, GH = G * H;
   LayerCache<T> local;
   LayerCache<T>& c = cache ? *cache : local;
-  c.key.resize(static_cast<std::size_t>(N * GH));
+  const std::size_t gated = d.gate ? 1 : 0;
+  c.key.resize(gated * static_cast<std::size_t>(N * GH));
   c.proj.resize(static_cast<std::size_t>(N * H));
-  c.rk.resize(static_cast<std::size_t>(N * G));
-  c.rh.resize(static_cast<std::size_t>(N * G));
-  c.dot.resize(static_cast<std::size_t>(N * G));
+  c.rk.resize(gated * static_cast<std::size_t>(N * G));
+  c.rh.resize(gated * static_cast<std::size_t>(N * G));
+  c.dot.resize(gated * static_cast<std::size_t>(N * G));
   c.gate.resize(static_cast<std::size_t>(N * G));
   c.rv.assign(d.conv ? static_cast<std::size_t>(N * G) : 0, T(0));
   c.y.assign(d.conv ? static_cast<std::size_t>(N * GH) : 0, T(0));
-  gemm(false, true, N, GH, E, T(1), e, E, w.key_w, E, T(0), c.key.data(), GH);
+  if (d.gate) gemm(false, true, N, GH, E, T(1), e, E, w.key_w, E, T(0), c.key.data(), GH);
   gemm(false, true, N, H, E, T(1), e, E, w.value_w, E, T(0), c.proj.data(), H);
   const T inv_sqrt_h = T(1) / std::sqrt(static_cast<T>(H));
   std::vector<T> xn(d.conv ? static_cast<std::size_t>(N * GH) : 0);
   parallel_for(N, threads, [&](std::int64_t begin, std::int64_t end) {
     for (std::int64_t n = begin; n < end; ++n) {
-      T* key = c.key.data() + n * GH;
+      T* key = d.gate ? c.key.data() + n * GH : nullptr;
       T* proj = c.proj.data() + n * H;
       if (d.bias) {
-        for (std::int64_t j = 0; j < GH; ++j) key[j] += w.key_b[j];
+        if (d.gate) for (std::int64_t j = 0; j < GH; ++j) key[j] += w.key_b[j];
         for (std::int64_t i = 0; i < H; ++i) proj[i] += w.value_b[i];
       }
       for (std::int64_t g = 0; g < G; ++g) {
-        const T* k = key + g * H;
-        const T* hh = h + (n * G + g) * H;
-        const T* w1 = w.norm1 + g * H;
-        const T* w2 = w.norm2 + g * H;
-        const T rk = inv_rms(k, H, T(kEps1)), rh = inv_rms(hh, H, T(kEps1));
-        T dot = 0;
-        for (std::int64_t i = 0; i < H; ++i) dot += (k[i] * rk * w1[i]) * (hh[i] * rh * w2[i]);
-        dot *= inv_sqrt_h;
-        const T s = std::sqrt(std::max(std::fabs(dot), T(1e-6))) * (dot > 0 ? T(1) : (dot < 0 ? T(-1) : T(0)));
-        const T gate = sigmoid(s);
         const std::size_t ng = static_cast<std::size_t>(n * G + g);
-        c.rk[ng] = rk;
-        c.rh[ng] = rh;
-        c.dot[ng] = dot;
+        T gate = 1;
+        if (d.gate) {
+          const T* k = key + g * H;
+          const T* hh = h + (n * G + g) * H;
+          const T* w1 = w.norm1 + g * H;
+          const T* w2 = w.norm2 + g * H;
+          const T rk = inv_rms(k, H, T(kEps1)), rh = inv_rms(hh, H, T(kEps1));
+          T dot = 0;
+          for (std::int64_t i = 0; i < H; ++i) dot += (k[i] * rk * w1[i]) * (hh[i] * rh * w2[i]);
+          dot *= inv_sqrt_h;
+          const T s = std::sqrt(std::max(std::fabs(dot), T(1e-6))) * (dot > 0 ? T(1) : (dot < 0 ? T(-1) : T(0)));
+          gate = sigmoid(s);
+          c.rk[ng] = rk;
+          c.rh[ng] = rh;
+          c.dot[ng] = dot;
+        }
         c.gate[ng] = gate;
         T* v = out + (n * G + g) * H;
         for (std::int64_t i = 0; i < H; ++i) v[i] = gate * proj[i];
@@ -160,11 +164,12 @@ void layer_backward(const LayerDims& d, const LayerWeightsView<T>& w, const T* h
   const std::int64_t N = d.tokens(), G = d.hc_mult, H = d.hidden, E = d.engram_dim, GH = G * H, K = d.kernel;
   const T inv_sqrt_h = T(1) / std::sqrt(static_cast<T>(H));
   auto zeros = [](std::vector<T>& v, std::size_t n) { v.assign(n, T(0)); };
-  zeros(gw->key_w, static_cast<std::size_t>(GH * E));
+  const std::size_t gated = d.gate ? 1 : 0;
+  zeros(gw->key_w, gated * static_cast<std::size_t>(GH * E));
   zeros(gw->value_w, static_cast<std::size_t>(H * E));
-  zeros(gw->norm1, static_cast<std::size_t>(GH));
-  zeros(gw->norm2, static_cast<std::size_t>(GH));
-  zeros(gw->key_b, d.bias ? static_cast<std::size_t>(GH) : 0);
+  zeros(gw->norm1, gated * static_cast<std::size_t>(GH));
+  zeros(gw->norm2, gated * static_cast<std::size_t>(GH));
+  zeros(gw->key_b, d.bias ? gated * static_cast<std::size_t>(GH) : 0);
   zeros(gw->value_b, d.bias ? static_cast<std::size_t>(H) : 0);
   zeros(gw->conv_norm, d.conv ? static_cast<std::size_t>(GH) : 0);
   zeros(gw->conv_w, d.conv ? static_cast<std::size_t>(GH * K) : 0);
@@ -224,8 +229,8 @@ void layer_backward(const LayerDims& d, const LayerWeightsView<T>& w, const T* h
   }
 
   // value = gate·proj → dgate, dproj; gate → score → the two RMSNorms → dkey, dh.
-  std::vector<T> dproj(static_cast<std::size_t>(N * H)), dkey(static_cast<std::size_t>(N * GH));
-  std::vector<T> terms2(static_cast<std::size_t>(N * GH));
+  std::vector<T> dproj(static_cast<std::size_t>(N * H)), dkey(gated * static_cast<std::size_t>(N * GH));
+  std::vector<T> terms2(gated * static_cast<std::size_t>(N * GH));
   parallel_for(N, threads, [&](std::int64_t begin, std::int64_t end) {
     std::vector<T> a(static_cast<std::size_t>(H)), b(static_cast<std::size_t>(H)), da(static_cast<std::size_t>(H)),
         db(static_cast<std::size_t>(H));
@@ -240,6 +245,7 @@ void layer_backward(const LayerDims& d, const LayerWeightsView<T>& w, const T* h
           dgate += dv[i] * proj[i];
           dp[i] += dv[i] * c.gate[ng];
         }
+        if (!d.gate) continue;  // gate = 1: nothing flows into the key path
         const T gate = c.gate[ng], dot = c.dot[ng];
         const T ds = dgate * gate * (T(1) - gate);
         const T ddot = std::fabs(dot) > T(1e-6) ? ds / (T(2) * std::sqrt(std::fabs(dot))) : T(0);
@@ -271,7 +277,7 @@ void layer_backward(const LayerDims& d, const LayerWeightsView<T>& w, const T* h
     }
   });
   for (std::int64_t n = 0; n < N; ++n) {
-    for (std::int64_t j = 0; j < GH; ++j) {
+    for (std::int64_t j = 0; j < GH && d.gate; ++j) {
       gw->norm1[static_cast<std::size_t>(j)] += terms[static_cast<std::size_t>(n * GH + j)];
       gw->norm2[static_cast<std::size_t>(j)] += terms2[static_cast<std::size_t>(n * GH + j)];
       if (d.bias) gw->key_b[static_cast<std::size_t>(j)] += dkey[static_cast<std::size_t>(n * GH + j)];
@@ -280,11 +286,11 @@ void layer_backward(const LayerDims& d, const LayerWeightsView<T>& w, const T* h
       for (std::int64_t i = 0; i < H; ++i) gw->value_b[static_cast<std::size_t>(i)] += dproj[static_cast<std::size_t>(n * H + i)];
     }
   }
-  gemm(true, false, GH, E, N, T(1), dkey.data(), GH, e, E, T(0), gw->key_w.data(), E);
+  if (d.gate) gemm(true, false, GH, E, N, T(1), dkey.data(), GH, e, E, T(0), gw->key_w.data(), E);
   gemm(true, false, H, E, N, T(1), dproj.data(), H, e, E, T(0), gw->value_w.data(), E);
   if (grad_e) {
-    gemm(false, false, N, E, GH, T(1), dkey.data(), GH, w.key_w, E, T(0), grad_e, E);
-    gemm(false, false, N, E, H, T(1), dproj.data(), H, w.value_w, E, T(1), grad_e, E);
+    if (d.gate) gemm(false, false, N, E, GH, T(1), dkey.data(), GH, w.key_w, E, T(0), grad_e, E);
+    gemm(false, false, N, E, H, T(1), dproj.data(), H, w.value_w, E, d.gate ? T(1) : T(0), grad_e, E);
   }
 }
 

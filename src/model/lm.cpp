@@ -1,132 +1,358 @@
-// The tiny LM and its training loop (include/hashmem/model.hpp). The only translation unit of the model that
-// includes torch headers.
-#include <torch/torch.h>
+// The tiny LM's modules, its Engram memory, and dense-weight files (src/model/lm.hpp).
+#include "model/lm.hpp"
 
+#include <algorithm>
 #include <cmath>
 #include <filesystem>
 #include <nlohmann/json.hpp>
-#include <random>
-#include <sstream>
 
 #include "hashmem/common.hpp"
 #include "hashmem/data.hpp"
-#include "hashmem/engram.hpp"
-#include "hashmem/model.hpp"
-#include "hashmem/store.hpp"
 #include "torch/engram_autograd.hpp"
 
 namespace hashmem::model {
-namespace {
 
 using torch::Tensor;
 namespace F = torch::nn::functional;
 
-struct RMSNormImpl : torch::nn::Module {
-  Tensor weight;
-  explicit RMSNormImpl(std::int64_t dim) { weight = register_parameter("weight", torch::ones({dim})); }
-  Tensor forward(const Tensor& x) { return x * torch::rsqrt(x.pow(2).mean(-1, true) + 1e-6) * weight; }
-};
-TORCH_MODULE(RMSNorm);
+RMSNormImpl::RMSNormImpl(std::int64_t dim) { weight = register_parameter("weight", torch::ones({dim})); }
 
-// Rotary position embedding on [B, heads, T, head_dim] (rotating the two halves of each head).
+Tensor RMSNormImpl::forward(const Tensor& x) { return x * torch::rsqrt(x.pow(2).mean(-1, true) + 1e-6) * weight; }
+
+namespace {
+
+// Rotary position embedding on [B, heads, T, hd]: the two halves of each head rotated by the position's angles.
 Tensor rope(const Tensor& x, const Tensor& cos, const Tensor& sin) {
   const std::int64_t half = x.size(-1) / 2;
   const Tensor x1 = x.narrow(-1, 0, half), x2 = x.narrow(-1, half, half);
   return torch::cat({x1 * cos - x2 * sin, x1 * sin + x2 * cos}, -1);
 }
 
-struct EngramWeights {
-  Tensor key_w, key_b, value_w, value_b, norm1, norm2, conv_norm, conv_w;
-};
+torch::nn::Linear linear(std::int64_t in, std::int64_t out) {
+  return torch::nn::Linear(torch::nn::LinearOptions(in, out).bias(false));
+}
 
-struct BlockImpl : torch::nn::Module {
-  std::int64_t heads;
-  RMSNorm n1{nullptr}, n2{nullptr};
-  torch::nn::Linear qkv{nullptr}, proj{nullptr}, w1{nullptr}, w2{nullptr}, w3{nullptr};
-  bool has_engram = false;
-  std::int64_t dilation = 3;
-  EngramWeights eg;
+const Tensor& or_empty(const Tensor& t) {
+  static const Tensor empty = torch::empty({0});
+  return t.defined() ? t : empty;
+}
 
-  BlockImpl(std::int64_t dim, std::int64_t heads_, std::int64_t ffn, std::int64_t engram_width, std::int64_t max_ngram)
-      : heads(heads_) {
-    n1 = register_module("n1", RMSNorm(dim));
-    n2 = register_module("n2", RMSNorm(dim));
-    qkv = register_module("qkv", torch::nn::Linear(torch::nn::LinearOptions(dim, 3 * dim).bias(false)));
-    proj = register_module("proj", torch::nn::Linear(torch::nn::LinearOptions(dim, dim).bias(false)));
-    w1 = register_module("w1", torch::nn::Linear(torch::nn::LinearOptions(dim, ffn).bias(false)));
-    w3 = register_module("w3", torch::nn::Linear(torch::nn::LinearOptions(dim, ffn).bias(false)));
-    w2 = register_module("w2", torch::nn::Linear(torch::nn::LinearOptions(ffn, dim).bias(false)));
-    if (engram_width > 0) {
-      has_engram = true;
-      dilation = max_ngram;
-      const double s = 1.0 / std::sqrt(static_cast<double>(engram_width));
-      eg.key_w = register_parameter("engram_key_w", torch::randn({1, dim, engram_width}) * s);
-      eg.key_b = register_parameter("engram_key_b", torch::zeros({1, dim}));
-      eg.value_w = register_parameter("engram_value_w", torch::randn({dim, engram_width}) * s);
-      eg.value_b = register_parameter("engram_value_b", torch::zeros({dim}));
-      eg.norm1 = register_parameter("engram_norm1", torch::ones({1, dim}));
-      eg.norm2 = register_parameter("engram_norm2", torch::ones({1, dim}));
-      eg.conv_norm = register_parameter("engram_conv_norm", torch::ones({1, dim}));
-      eg.conv_w = register_parameter("engram_conv_w", torch::zeros({dim, 4}));  // the paper: conv starts at zero
+}  // namespace
+
+BlockImpl::BlockImpl(const Config& c, std::int64_t engram_width)
+    : heads(c.heads), dilation(c.engram_max_ngram), kernel(c.engram_kernel) {
+  const std::int64_t dim = c.dim, ffn = c.ffn_width();
+  n1 = register_module("n1", RMSNorm(dim));
+  n2 = register_module("n2", RMSNorm(dim));
+  qkv = register_module("qkv", linear(dim, 3 * dim));
+  proj = register_module("proj", linear(dim, dim));
+  w1 = register_module("w1", linear(dim, ffn));
+  w3 = register_module("w3", linear(dim, ffn));
+  w2 = register_module("w2", linear(ffn, dim));
+  if (engram_width <= 0) return;
+  has_engram = true;
+  const double s = 1.0 / std::sqrt(static_cast<double>(engram_width));
+  if (!c.has_ablation("gate")) {
+    key_w = register_parameter("engram_key_w", torch::randn({1, dim, engram_width}) * s);
+    key_b = register_parameter("engram_key_b", torch::zeros({1, dim}));
+    norm1 = register_parameter("engram_norm1", torch::ones({1, dim}));
+    norm2 = register_parameter("engram_norm2", torch::ones({1, dim}));
+  }
+  value_w = register_parameter("engram_value_w", torch::randn({dim, engram_width}) * s);
+  value_b = register_parameter("engram_value_b", torch::zeros({dim}));
+  if (!c.has_ablation("conv")) {
+    conv_norm = register_parameter("engram_conv_norm", torch::ones({1, dim}));
+    conv_w = register_parameter("engram_conv_w", torch::zeros({dim, kernel}));  // SPEC §3: the conv starts at zero
+  }
+}
+
+Tensor BlockImpl::engram(const Tensor& x, const Tensor& e, BlockCache* cache) {
+  const std::int64_t B = x.size(0), D = x.size(2);
+  Tensor h = x, rows = e;
+  std::int64_t keep_from = 0;
+  if (cache) {
+    // The conv at t reads the (kernel−1)·dilation positions before t: run the layer on those and the new ones.
+    if (cache->engram_h.defined()) {
+      h = torch::cat({cache->engram_h, x}, 1);
+      rows = torch::cat({cache->engram_e, e}, 1);
+      keep_from = cache->engram_h.size(1);
+    }
+    const std::int64_t look_back = conv_w.defined() ? (kernel - 1) * dilation : 0;
+    const std::int64_t n = std::min(look_back, h.size(1));
+    cache->engram_h = h.narrow(1, h.size(1) - n, n);
+    cache->engram_e = rows.narrow(1, rows.size(1) - n, n);
+  }
+  const Tensor out = hashmem::torch_ops::engram_layer(
+      h.reshape({B, h.size(1), 1, D}), rows, or_empty(key_w), or_empty(key_b), value_w, value_b, or_empty(norm1),
+      or_empty(norm2), or_empty(conv_norm), or_empty(conv_w), kernel, dilation);
+  return out.reshape({B, h.size(1), D}).narrow(1, keep_from, x.size(1));
+}
+
+std::vector<Tensor> BlockImpl::qkv_of(const Tensor& x, const Tensor& cos, const Tensor& sin) {
+  const std::int64_t B = x.size(0), T = x.size(1), D = x.size(2);
+  const auto parts = qkv->forward(n1->forward(x)).view({B, T, 3, heads, D / heads}).permute({2, 0, 3, 1, 4});
+  return {rope(parts[0], cos, sin), rope(parts[1], cos, sin), parts[2]};
+}
+
+Tensor BlockImpl::forward(Tensor x, const Tensor& e, const Tensor& cos, const Tensor& sin, BlockCache* cache) {
+  const std::int64_t B = x.size(0), T = x.size(1), D = x.size(2), hd = D / heads;
+  if (has_engram && e.defined()) x = x + engram(x, e, cache);
+  auto qkv_parts = qkv_of(x, cos, sin);
+  Tensor q = qkv_parts[0], k = qkv_parts[1], v = qkv_parts[2];
+  std::int64_t past = 0;
+  if (cache) {
+    if (cache->k.defined()) {
+      past = cache->k.size(2);
+      k = torch::cat({cache->k, k}, 2);
+      v = torch::cat({cache->v, v}, 2);
+    }
+    cache->k = k;
+    cache->v = v;
+  }
+  Tensor att = torch::matmul(q, k.transpose(-2, -1)) * (1.0 / std::sqrt(static_cast<double>(hd)));
+  if (T > 1) {  // query i (position past + i) sees keys j <= past + i
+    const Tensor mask = torch::ones({T, past + T}, torch::kBool).triu(1 + past);
+    att = att.masked_fill(mask, -std::numeric_limits<float>::infinity());
+  }
+  att = att.softmax(-1);
+  x = x + proj->forward(torch::matmul(att, v).permute({0, 2, 1, 3}).reshape({B, T, D}));
+  const Tensor h = n2->forward(x);
+  return x + w2->forward(F::silu(w1->forward(h)) * w3->forward(h));
+}
+
+LMImpl::LMImpl(const Config& c, std::int64_t vocab_, std::int64_t engram_width) : vocab(vocab_), max_positions(c.context) {
+  emb = register_module("emb", torch::nn::Embedding(vocab, c.dim));
+  torch::nn::init::normal_(emb->weight, 0.0, 0.02);
+  for (std::int64_t l = 0; l < c.layers; ++l) {
+    const bool engram = c.engram && std::count(c.engram_layers.begin(), c.engram_layers.end(), l) > 0;
+    blocks.push_back(register_module("block" + std::to_string(l), Block(c, engram ? engram_width : 0)));
+  }
+  norm = register_module("norm", RMSNorm(c.dim));
+  const std::int64_t hd = c.dim / c.heads;
+  inv_freq = torch::pow(10000.0, -torch::arange(0, hd / 2, torch::kFloat64) / static_cast<double>(hd / 2));
+}
+
+std::pair<Tensor, Tensor> LMImpl::rope_tables(std::int64_t begin, std::int64_t n) const {
+  const Tensor angles = torch::outer(torch::arange(begin, begin + n, torch::kFloat64), inv_freq);
+  return {angles.cos().to(torch::kFloat32), angles.sin().to(torch::kFloat32)};
+}
+
+KVCache LMImpl::new_cache() const {
+  KVCache c;
+  c.blocks.resize(blocks.size());
+  return c;
+}
+
+Tensor LMImpl::forward(const Tensor& ids, const MemoryFn& memory, KVCache* cache) {
+  const std::int64_t T = ids.size(1), past = cache ? cache->length : 0;
+  if (past + T > max_positions) {
+    throw Error("the model sees at most " + std::to_string(max_positions) + " positions, asked for " +
+                std::to_string(past + T));
+  }
+  Tensor x = emb->forward(ids);
+  const auto [cos, sin] = rope_tables(past, T);
+  for (std::size_t l = 0; l < blocks.size(); ++l) {
+    const Tensor e = blocks[l]->has_engram && memory ? memory(l) : Tensor();
+    x = blocks[l]->forward(x, e, cos, sin, cache ? &cache->blocks[l] : nullptr);
+  }
+  if (cache) cache->length += T;
+  const Tensor h = norm->forward(x);
+  // One position (decoding): a matrix-vector product. As a 1-row GEMM, OpenBLAS would repack the whole
+  // [vocab, dim] embedding for every token (measured: the largest cost of decoding).
+  if (h.size(0) * h.size(1) == 1) return torch::mv(emb->weight, h.reshape({-1})).reshape({1, 1, vocab});
+  return torch::matmul(h, emb->weight.t());
+}
+
+bool decays(const std::string& name, const Tensor& p) {
+  const bool bias = name.size() >= 2 && name.compare(name.size() - 2, 2, "_b") == 0;
+  return p.dim() >= 2 && !bias && name.find("norm") == std::string::npos;
+}
+
+double train_flops_per_token(const LM& model, const Config& c) {
+  double matrix_params = 0;
+  for (const auto& p : model->named_parameters()) {
+    if (p.value().dim() >= 2) matrix_params += static_cast<double>(p.value().numel());
+  }
+  // Causal attention: QK^T and AV each 2·T·dim multiply-adds per token and layer, halved by the mask; ×3 for
+  // forward + backward.
+  const double attention = 3.0 * 2.0 * 2.0 * static_cast<double>(c.layers * c.context * c.dim) / 2.0;
+  return 6.0 * matrix_params + attention;
+}
+
+// ---- Engram memory ----
+
+EngramMemory::EngramMemory(const Config& c, std::vector<std::int64_t> lookup, std::int64_t compressed_vocab,
+                           std::string compression_sha256)
+    : lookup_(std::move(lookup)), compression_sha256_(std::move(compression_sha256)), row_dim_(c.engram_row_dim) {
+  identity_ = c.has_ablation("compression");
+  engram::Config ec;
+  ec.vocab_per_order.assign(static_cast<std::size_t>(c.engram_max_ngram - 1), c.engram_vocab_per_order);
+  ec.max_ngram = static_cast<int>(c.engram_max_ngram);
+  ec.heads = static_cast<int>(c.engram_heads);
+  ec.layers = c.engram_layers;
+  ec.pad_id = identity_ ? kEos : lookup_.at(static_cast<std::size_t>(kEos));
+  ec.compressed_vocab = compressed_vocab;
+  ec.head_dim = c.engram_row_dim;
+  layout_ = engram::make_layout(ec);
+  width_ = ec.columns() * c.engram_row_dim;
+  counts_.resize(layout_.layers.size());
+  for (std::size_t t = 0; t < layout_.layers.size(); ++t) counts_[t].assign(static_cast<std::size_t>(layout_.layers[t].rows), 0);
+}
+
+void EngramMemory::create(const std::string& path, std::uint64_t seed, float stddev) {
+  store::CreateOptions co;
+  co.config = layout_.config;
+  co.dim = row_dim_;
+  co.dtype = store::DType::f32;
+  co.init = store::Init::normal;
+  co.stddev = stddev;
+  co.seed = seed;
+  co.compression_sha256 = compression_sha256_;
+  store::create_table(co, path);
+}
+
+void EngramMemory::open(const std::string& path, const store::OpenOptions& options) {
+  const store::TableInfo info = store::read_info(path);
+  const engram::Layout theirs = engram::make_layout(info.config);
+  bool same = info.dim == row_dim_ && theirs.layers.size() == layout_.layers.size();
+  for (std::size_t t = 0; same && t < theirs.layers.size(); ++t) {
+    same = theirs.layers[t].layer_id == layout_.layers[t].layer_id && theirs.layers[t].offsets == layout_.layers[t].offsets &&
+           theirs.layers[t].multipliers == layout_.layers[t].multipliers && theirs.layers[t].rows == layout_.layers[t].rows;
+  }
+  if (!same) throw Error("Engram table '" + path + "' does not match the run's config (layers, primes or row width differ)");
+  table_ = store::Table::open(path, options);
+}
+
+std::vector<std::int64_t> EngramMemory::compress(const std::int64_t* ids, std::size_t n) const {
+  std::vector<std::int64_t> out(n);
+  for (std::size_t i = 0; i < n; ++i) {
+    const std::int64_t id = ids[i];
+    if (id < 0 || (identity_ ? id >= layout_.config.compressed_vocab : id >= static_cast<std::int64_t>(lookup_.size()))) {
+      throw Error("token id " + std::to_string(id) + " is outside the tokenizer's vocabulary");
+    }
+    out[i] = identity_ ? id : lookup_[static_cast<std::size_t>(id)];
+  }
+  return out;
+}
+
+std::vector<std::vector<std::int64_t>> EngramMemory::row_ids(const Tensor& ids) const {
+  const std::int64_t B = ids.size(0), T = ids.size(1);
+  const Tensor c = ids.contiguous();
+  const std::vector<std::int64_t> compressed = compress(c.data_ptr<std::int64_t>(), static_cast<std::size_t>(B * T));
+  std::vector<std::vector<std::int64_t>> rows(layout_.layers.size());
+  for (std::size_t t = 0; t < rows.size(); ++t) {
+    rows[t].resize(static_cast<std::size_t>(B * T * columns()));
+    engram::hash_batch(layout_, t, compressed.data(), B, T, rows[t].data(), /*add_offsets=*/true);
+  }
+  return rows;
+}
+
+void EngramMemory::count(const std::vector<std::vector<std::int64_t>>& rows) {
+  for (std::size_t t = 0; t < rows.size(); ++t) {
+    auto& c = counts_[t];
+    for (std::int64_t r : rows[t]) {
+      std::uint32_t& n = c[static_cast<std::size_t>(r)];
+      if (n != UINT32_MAX) ++n;
     }
   }
+}
 
-  Tensor forward(Tensor x, const Tensor& e, const Tensor& cos, const Tensor& sin) {
-    const std::int64_t B = x.size(0), T = x.size(1), D = x.size(2), hd = D / heads;
-    if (has_engram && e.defined()) {
-      const Tensor out = hashmem::torch_ops::engram_layer(x.reshape({B, T, 1, D}), e, eg.key_w, eg.key_b, eg.value_w,
-                                                          eg.value_b, eg.norm1, eg.norm2, eg.conv_norm, eg.conv_w, 4,
-                                                          dilation);
-      x = x + out.reshape({B, T, D});
+std::vector<store::Ticket> EngramMemory::prefetch(const std::vector<std::vector<std::int64_t>>& rows) {
+  std::vector<store::Ticket> tickets;
+  for (std::size_t t = 0; t < rows.size(); ++t) tickets.push_back(table_->prefetch(static_cast<int>(t), rows[t].data(), rows[t].size()));
+  return tickets;
+}
+
+Tensor EngramMemory::gather(store::Ticket& ticket, std::int64_t batch, std::int64_t seq) {
+  Tensor e = torch::empty({batch, seq, width_}, torch::kFloat32);
+  table_->gather(ticket, e.data_ptr<float>());
+  return e;
+}
+
+void EngramMemory::update(const std::vector<std::vector<std::int64_t>>& rows, const std::vector<Tensor>& gathered, float lr,
+                          std::int64_t adam_step) {
+  for (std::size_t t = 0; t < rows.size(); ++t) {
+    if (!gathered[t].defined() || !gathered[t].grad().defined()) continue;
+    const Tensor g = gathered[t].grad().contiguous();
+    store::UpdateOptions u;
+    u.optimizer = store::Optimizer::adam;
+    u.lr = lr;
+    u.step = adam_step;
+    table_->apply_rows(static_cast<int>(t), rows[t].data(), rows[t].size(), g.data_ptr<float>(), u);
+  }
+}
+
+void EngramMemory::write_profile(const std::string& path) const {
+  std::vector<TensorView> views;
+  for (std::size_t t = 0; t < counts_.size(); ++t) {
+    views.push_back({"counts." + std::to_string(layout_.layers[t].layer_id), "U32",
+                     {static_cast<std::int64_t>(counts_[t].size())}, counts_[t].data()});
+  }
+  write_safetensors(path, views, {{"format", "hashmem-row-profile"}});
+}
+
+void EngramMemory::read_profile(const std::string& path) {
+  const SafetensorsFile file(path);
+  for (std::size_t t = 0; t < counts_.size(); ++t) {
+    const auto& e = file.get("counts." + std::to_string(layout_.layers[t].layer_id), "U32",
+                             {static_cast<std::int64_t>(counts_[t].size())});
+    std::memcpy(counts_[t].data(), e.data, e.bytes);
+  }
+}
+
+std::vector<std::vector<std::int64_t>> EngramMemory::hot_rows(std::int64_t total) const {
+  struct Hot {
+    std::uint32_t count;
+    std::uint32_t tensor;
+    std::int64_t row;
+  };
+  std::vector<Hot> all;
+  for (std::size_t t = 0; t < counts_.size(); ++t) {
+    for (std::size_t r = 0; r < counts_[t].size(); ++r) {
+      if (counts_[t][r]) all.push_back({counts_[t][r], static_cast<std::uint32_t>(t), static_cast<std::int64_t>(r)});
     }
-    const auto parts = qkv->forward(n1->forward(x)).view({B, T, 3, heads, hd}).permute({2, 0, 3, 1, 4});
-    const Tensor q = rope(parts[0], cos, sin), k = rope(parts[1], cos, sin), v = parts[2];
-    Tensor att = torch::matmul(q, k.transpose(-2, -1)) / std::sqrt(static_cast<double>(hd));
-    const Tensor mask = torch::ones({T, T}, torch::kBool).triu(1);
-    att = att.masked_fill(mask, -std::numeric_limits<float>::infinity()).softmax(-1);
-    x = x + proj->forward(torch::matmul(att, v).permute({0, 2, 1, 3}).reshape({B, T, D}));
-    const Tensor h = n2->forward(x);
-    return x + w2->forward(F::silu(w1->forward(h)) * w3->forward(h));
   }
-};
-TORCH_MODULE(Block);
+  const std::size_t n = std::min<std::size_t>(all.size(), static_cast<std::size_t>(std::max<std::int64_t>(total, 0)));
+  // Hottest first; ties by (tensor, row) so the set does not depend on the sort's whims.
+  std::partial_sort(all.begin(), all.begin() + static_cast<std::ptrdiff_t>(n), all.end(), [](const Hot& a, const Hot& b) {
+    return a.count != b.count ? a.count > b.count : (a.tensor != b.tensor ? a.tensor < b.tensor : a.row < b.row);
+  });
+  std::vector<std::vector<std::int64_t>> out(counts_.size());
+  for (std::size_t i = 0; i < n; ++i) out[all[i].tensor].push_back(all[i].row);
+  return out;
+}
 
-struct LMImpl : torch::nn::Module {
-  torch::nn::Embedding emb{nullptr};
-  std::vector<Block> blocks;
-  RMSNorm norm{nullptr};
-  Tensor cos, sin;
-
-  LMImpl(const TrainOptions& o, std::int64_t vocab, std::int64_t engram_width) {
-    emb = register_module("emb", torch::nn::Embedding(vocab, o.dim));
-    torch::nn::init::normal_(emb->weight, 0.0, 0.02);
-    const std::int64_t ffn = (8 * o.dim / 3 + 63) / 64 * 64;
-    for (std::int64_t l = 0; l < o.layers; ++l) {
-      const bool engram = o.engram && std::count(o.engram_layers.begin(), o.engram_layers.end(), l) > 0;
-      blocks.push_back(register_module("block" + std::to_string(l),
-                                       Block(o.dim, o.heads, ffn, engram ? engram_width : 0, o.engram_max_ngram)));
-    }
-    norm = register_module("norm", RMSNorm(o.dim));
-    const std::int64_t hd = o.dim / o.heads;
-    const Tensor inv = torch::pow(10000.0, -torch::arange(0, hd / 2, torch::kFloat32) / static_cast<double>(hd / 2));
-    const Tensor angles = torch::outer(torch::arange(0, o.context, torch::kFloat32), inv);
-    cos = angles.cos();
-    sin = angles.sin();
+CompressionFile read_compression(const std::string& path) {
+  if (path.empty()) throw Error("Engram needs the tokenizer compression file (hashmem train writes it)");
+  const MappedFile file(path);
+  const auto j = nlohmann::json::parse(file.view(), nullptr, /*allow_exceptions=*/false);
+  if (j.is_discarded() || !j.contains("lookup") || !j["lookup"].is_array()) {
+    throw Error("compression file '" + path + "' has no \"lookup\" list");
   }
-
-  // memories[l]: the looked-up rows for block l (undefined for blocks without Engram, or to switch it off).
-  Tensor forward(const Tensor& ids, const std::vector<Tensor>& memories) {
-    const std::int64_t T = ids.size(1);
-    Tensor x = emb->forward(ids);
-    const Tensor c = cos.narrow(0, 0, T), s = sin.narrow(0, 0, T);
-    for (std::size_t l = 0; l < blocks.size(); ++l) x = blocks[l]->forward(x, memories[l], c, s);
-    return torch::matmul(norm->forward(x), emb->weight.t());
+  CompressionFile c;
+  c.lookup = j["lookup"].get<std::vector<std::int64_t>>();
+  for (std::int64_t v : c.lookup) {
+    if (v < 0) throw Error("compression file '" + path + "' maps an id to a negative compressed id");
+    c.compressed_vocab = std::max(c.compressed_vocab, v + 1);
   }
-};
-TORCH_MODULE(LM);
+  if (j.contains("lookup_sha256") && j["lookup_sha256"].is_string()) c.sha256 = j["lookup_sha256"];
+  return c;
+}
 
-// Token stream with an end-of-document id between documents.
-std::vector<std::int64_t> flatten(const data::TokenIds& t, std::int64_t eos) {
+std::unique_ptr<EngramMemory> make_memory(const Config& c, std::int64_t vocab, const std::string& compression_path) {
+  if (!c.engram) return nullptr;
+  if (c.has_ablation("compression")) return std::make_unique<EngramMemory>(c, std::vector<std::int64_t>{}, vocab, "");
+  CompressionFile f = read_compression(compression_path);
+  if (static_cast<std::int64_t>(f.lookup.size()) != vocab) {
+    throw Error("compression file '" + compression_path + "' covers " + std::to_string(f.lookup.size()) +
+                " token ids, the corpus' tokenizer has " + std::to_string(vocab));
+  }
+  return std::make_unique<EngramMemory>(c, std::move(f.lookup), f.compressed_vocab, f.sha256);
+}
+
+std::vector<std::int64_t> token_stream(const std::string& path, std::int64_t eos, std::int64_t* vocab) {
+  const data::TokenIds t = data::read_token_ids(path);
+  if (vocab) *vocab = static_cast<std::int64_t>(t.vocab_size);
   std::vector<std::int64_t> out;
   out.reserve(t.ids.size() + t.documents());
   for (std::size_t d = 0; d < t.documents(); ++d) {
@@ -136,240 +362,45 @@ std::vector<std::int64_t> flatten(const data::TokenIds& t, std::int64_t eos) {
   return out;
 }
 
-// The Engram memory: compressed ids → hashed rows → a table of the tiered store; sparse Adam on the rows.
-struct Memory {
-  engram::Compression compression;
-  std::string compression_sha256;
-  engram::Layout layout;
-  std::unique_ptr<store::Table> table;
-  std::int64_t width = 0;  // columns · row_dim
-  std::int64_t adam_step = 0;
-  struct Lookup {
-    int tensor;
-    std::vector<std::int64_t> rows;
-    Tensor e;
-  };
-
-  std::vector<Lookup> lookup(const Tensor& ids, bool training) {
-    const std::int64_t B = ids.size(0), T = ids.size(1);
-    std::vector<std::int64_t> compressed(static_cast<std::size_t>(B * T));
-    const Tensor c = ids.contiguous();
-    const std::int64_t* raw = c.data_ptr<std::int64_t>();
-    for (std::size_t i = 0; i < compressed.size(); ++i) {
-      if (raw[i] < 0 || raw[i] >= static_cast<std::int64_t>(compression.lookup.size())) {
-        throw Error("token id " + std::to_string(raw[i]) + " is outside the compression lookup");
-      }
-      compressed[i] = compression.lookup[static_cast<std::size_t>(raw[i])];
-    }
-    std::vector<Lookup> out;
-    const int columns = layout.config.columns();
-    for (std::size_t l = 0; l < layout.layers.size(); ++l) {
-      Lookup lk;
-      lk.tensor = static_cast<int>(l);
-      lk.rows.resize(static_cast<std::size_t>(B * T * columns));
-      engram::hash_batch(layout, l, compressed.data(), B, T, lk.rows.data(), /*add_offsets=*/true);
-      lk.e = torch::empty({B, T, width}, torch::kFloat32);
-      table->gather(lk.tensor, lk.rows.data(), lk.rows.size(), lk.e.data_ptr<float>());
-      if (training) lk.e.requires_grad_(true);
-      out.push_back(std::move(lk));
-    }
-    return out;
+void save_weights(torch::nn::Module& module, const std::string& path) {
+  std::vector<Tensor> keep;  // contiguous copies stay alive until written
+  std::vector<TensorView> views;
+  for (const auto& p : module.named_parameters()) {
+    keep.push_back(p.value().detach().contiguous());
+    views.push_back({p.key(), "F32", keep.back().sizes().vec(), keep.back().data_ptr<float>()});
   }
-
-  void update(std::vector<Lookup>& lookups, float lr) {
-    ++adam_step;
-    for (auto& lk : lookups) {
-      if (!lk.e.grad().defined()) continue;
-      const Tensor g = lk.e.grad().contiguous();
-      store::UpdateOptions u;
-      u.optimizer = store::Optimizer::adam;
-      u.lr = lr;
-      u.step = adam_step;
-      table->apply_rows(lk.tensor, lk.rows.data(), lk.rows.size(), g.data_ptr<float>(), u);
-    }
-  }
-};
-
-// The tokenizer compression as `hashmem engram compress --out` writes it ({"lookup_sha256", "lookup", ...}).
-// Read from a file because this process must not load libsentencepiece (its protobuf-lite clashes with
-// libtorch's protobuf); `hashmem train` computes it and passes the file.
-engram::Compression read_compression(const std::string& path) {
-  if (path.empty()) throw Error("train: Engram needs the tokenizer compression file (hashmem train writes it)");
-  MappedFile file(path);
-  const auto j = nlohmann::json::parse(file.view(), nullptr, /*allow_exceptions=*/false);
-  if (j.is_discarded() || !j.contains("lookup") || !j["lookup"].is_array()) {
-    throw Error("compression file '" + path + "' has no \"lookup\" list");
-  }
-  engram::Compression c;
-  c.lookup = j["lookup"].get<std::vector<std::int64_t>>();
-  c.tokenizer_entries = static_cast<std::int64_t>(c.lookup.size());
-  for (std::int64_t v : c.lookup) c.compressed_vocab = std::max(c.compressed_vocab, v + 1);
-  return c;
+  write_safetensors(path, views, {{"format", "hashmem-weights"}});
 }
 
-double evaluate(LM& model, Memory* memory, const std::vector<std::int64_t>& valid, const TrainOptions& o, bool engram_on) {
+void load_weights(torch::nn::Module& module, const std::string& path) {
+  const SafetensorsFile file(path);
   torch::NoGradGuard no_grad;
-  model->eval();
-  const std::int64_t windows = o.eval_windows, T = o.context;
-  const std::int64_t span = static_cast<std::int64_t>(valid.size()) - T - 1;
-  if (span <= 0) throw Error("the validation split is shorter than one context window");
-  double total = 0;
-  const std::int64_t per_batch = 16;
-  for (std::int64_t w0 = 0; w0 < windows; w0 += per_batch) {
-    const std::int64_t nb = std::min(per_batch, windows - w0);
-    Tensor batch = torch::empty({nb, T + 1}, torch::kInt64);
-    for (std::int64_t b = 0; b < nb; ++b) {
-      const std::int64_t at = (w0 + b) * span / std::max<std::int64_t>(windows - 1, 1);
-      std::copy(valid.begin() + at, valid.begin() + at + T + 1, batch[b].data_ptr<std::int64_t>());
-    }
-    const Tensor x = batch.narrow(1, 0, T), y = batch.narrow(1, 1, T);
-    std::vector<Tensor> memories(model->blocks.size());
-    if (memory && engram_on) {
-      auto lookups = memory->lookup(x, false);
-      for (std::size_t i = 0; i < lookups.size(); ++i) {
-        memories[static_cast<std::size_t>(o.engram_layers[i])] = lookups[i].e;
-      }
-    }
-    const Tensor logits = model->forward(x, memories);
-    total += F::cross_entropy(logits.reshape({-1, logits.size(-1)}), y.reshape({-1})).item<double>() * nb;
+  std::size_t used = 0;
+  for (auto& p : module.named_parameters()) {
+    const auto& e = file.get(p.key(), "F32", p.value().sizes().vec());
+    std::memcpy(p.value().data_ptr<float>(), e.data, e.bytes);
+    ++used;
   }
-  model->train();
-  return total / static_cast<double>(windows);
+  if (used != file.tensors().size()) {
+    throw Error("'" + path + "' holds " + std::to_string(file.tensors().size()) + " tensors, the model has " +
+                std::to_string(used) + " (another model's weights?)");
+  }
 }
 
-}  // namespace
+std::string checkpoint_dir(const std::string& run) {
+  namespace fs = std::filesystem;
+  if (fs::exists(run + "/checkpoint/state.json")) return run + "/checkpoint";
+  if (fs::exists(run + "/checkpoint.old/state.json")) return run + "/checkpoint.old";
+  throw Error("run '" + run + "' has no checkpoint (checkpoint/state.json is missing)");
+}
 
-TrainResult train(const TrainOptions& o) {
-  if (o.out.empty()) throw Error("train: give an output directory (--out)");
-  if (o.dim % o.heads || (o.dim / o.heads) % 2) throw Error("train: dim must split into heads of even size");
-  if (o.batch < 1 || o.context < 2 || o.tokens < o.batch * o.context) throw Error("train: tokens must cover one batch");
-  for (std::int64_t l : o.engram_layers) {
-    if (l < 0 || l >= o.layers) throw Error("train: engram layer " + std::to_string(l) + " is not a block of the model");
-  }
-  std::filesystem::create_directories(o.out);
-  torch::manual_seed(o.seed);
-  torch::set_num_threads(o.threads);
-  const data::TokenIds train_ids = data::read_token_ids(o.corpus + "/train.ids");
-  const data::TokenIds valid_ids = data::read_token_ids(o.corpus + "/valid.ids");
-  const std::int64_t vocab = static_cast<std::int64_t>(train_ids.vocab_size);
-  const std::int64_t eos = 2;
-  const std::vector<std::int64_t> train_stream = flatten(train_ids, eos), valid_stream = flatten(valid_ids, eos);
-
-  std::unique_ptr<Memory> memory;
-  std::int64_t engram_width = 0;
-  if (o.engram) {
-    memory = std::make_unique<Memory>();
-    memory->compression = read_compression(o.compression);
-    {
-      MappedFile file(o.compression);
-      const auto j = nlohmann::json::parse(file.view(), nullptr, false);
-      if (j.contains("lookup_sha256") && j["lookup_sha256"].is_string()) memory->compression_sha256 = j["lookup_sha256"];
-    }
-    engram::Config c;
-    c.vocab_per_order.assign(static_cast<std::size_t>(o.engram_max_ngram - 1), o.engram_vocab_per_order);
-    c.max_ngram = static_cast<int>(o.engram_max_ngram);
-    c.heads = static_cast<int>(o.engram_heads);
-    c.layers = o.engram_layers;
-    c.pad_id = memory->compression.lookup[static_cast<std::size_t>(eos)];
-    c.compressed_vocab = memory->compression.compressed_vocab;
-    c.head_dim = o.engram_row_dim;
-    memory->layout = engram::make_layout(c);
-    store::CreateOptions co;
-    co.config = c;
-    co.dim = o.engram_row_dim;
-    co.dtype = store::DType::f32;
-    co.stddev = 0.5f;
-    co.seed = o.seed;
-    co.compression_sha256 = memory->compression_sha256;
-    const std::string table_path = o.out + "/engram.safetensors";
-    store::create_table(co, table_path);
-    store::OpenOptions oo;
-    oo.writable = true;
-    memory->table = store::Table::open(table_path, oo);
-    memory->width = c.columns() * o.engram_row_dim;
-    engram_width = memory->width;
-  }
-  LM model(o, vocab, engram_width);
-  std::int64_t dense = 0;
-  for (const auto& p : model->parameters()) dense += p.numel();
-  torch::optim::AdamW optimizer(model->parameters(), torch::optim::AdamWOptions(o.lr).betas({0.9, 0.95}).weight_decay(o.weight_decay));
-
-  const std::int64_t steps = o.tokens / (o.batch * o.context);
-  const std::int64_t warmup = std::max<std::int64_t>(1, steps / 20);
-  std::mt19937_64 rng(o.seed);
-  const std::uint64_t span = train_stream.size() - static_cast<std::size_t>(o.context) - 1;
-  std::ostringstream csv;
-  csv << "step,tokens,train_loss,val_loss,tokens_per_s\n";
-  TrainResult r;
-  r.dense_parameters = dense;
-  r.table_parameters = memory ? memory->table->info().total_rows() * o.engram_row_dim : 0;
-  // 6 FLOPs per parameter and token (forward + backward), plus attention scores and mixing.
-  r.train_flops_per_token = 6.0 * static_cast<double>(dense) + 12.0 * o.layers * o.context * o.dim / 2.0;
-  Progress progress(o.engram ? "train (engram)" : "train (baseline)", static_cast<std::uint64_t>(steps));
-  const double t0 = now_seconds();
-  double smooth = 0;
-  for (std::int64_t step = 0; step < steps; ++step) {
-    const double lr_scale = step < warmup ? static_cast<double>(step + 1) / warmup
-                                          : 0.1 + 0.9 * 0.5 * (1 + std::cos(M_PI * (step - warmup) / std::max<std::int64_t>(1, steps - warmup)));
-    for (auto& group : optimizer.param_groups()) static_cast<torch::optim::AdamWOptions&>(group.options()).lr(o.lr * lr_scale);
-    Tensor batch = torch::empty({o.batch, o.context + 1}, torch::kInt64);
-    for (std::int64_t b = 0; b < o.batch; ++b) {
-      const std::uint64_t at = rng() % span;
-      std::copy(train_stream.begin() + static_cast<std::ptrdiff_t>(at),
-                train_stream.begin() + static_cast<std::ptrdiff_t>(at) + o.context + 1, batch[b].data_ptr<std::int64_t>());
-    }
-    const Tensor x = batch.narrow(1, 0, o.context), y = batch.narrow(1, 1, o.context);
-    std::vector<Tensor> memories(static_cast<std::size_t>(o.layers));
-    std::vector<Memory::Lookup> lookups;
-    if (memory) {
-      lookups = memory->lookup(x, true);
-      for (std::size_t i = 0; i < lookups.size(); ++i) memories[static_cast<std::size_t>(o.engram_layers[i])] = lookups[i].e;
-    }
-    const Tensor logits = model->forward(x, memories);
-    const Tensor loss = F::cross_entropy(logits.reshape({-1, vocab}), y.reshape({-1}));
-    optimizer.zero_grad();
-    loss.backward();
-    torch::nn::utils::clip_grad_norm_(model->parameters(), 1.0);
-    optimizer.step();
-    if (memory) memory->update(lookups, static_cast<float>(o.lr * lr_scale * o.engram_lr_multiplier));
-    const double l = loss.item<double>();
-    if (step == 0) r.first_train_loss = l;
-    smooth = step == 0 ? l : 0.95 * smooth + 0.05 * l;
-    r.last_train_loss = smooth;
-    const bool eval = (step + 1) % o.eval_every == 0 || step + 1 == steps;
-    double val = -1;
-    if (eval) val = evaluate(model, memory.get(), valid_stream, o, true);
-    const double elapsed = now_seconds() - t0;
-    const double tps = static_cast<double>((step + 1) * o.batch * o.context) / elapsed;
-    csv << step + 1 << ',' << (step + 1) * o.batch * o.context << ',' << l << ',';
-    if (eval) csv << val;
-    csv << ',' << tps << '\n';
-    if (eval) r.val_loss = val;
-    if (o.progress) {
-      std::ostringstream label;
-      label.precision(4);
-      label << (o.engram ? "train (engram) loss " : "train (baseline) loss ") << smooth << ", " << static_cast<std::int64_t>(tps)
-            << " tokens/s" << (r.val_loss > 0 ? ", val " + std::to_string(r.val_loss).substr(0, 6) : "");
-      progress.set_label(label.str());
-      progress.update(static_cast<std::uint64_t>(step + 1));
-    }
-  }
-  progress.finish();
-  r.steps = steps;
-  r.tokens = steps * o.batch * o.context;
-  r.seconds = now_seconds() - t0;
-  r.tokens_per_s = static_cast<double>(r.tokens) / r.seconds;
-  if (memory) r.val_loss_engram_off = evaluate(model, memory.get(), valid_stream, o, false);
-  write_file_atomically(o.out + "/metrics.csv", csv.str());
-  const nlohmann::ordered_json summary = {
-      {"engram", o.engram}, {"seed", o.seed}, {"steps", r.steps}, {"tokens", r.tokens}, {"val_loss", r.val_loss},
-      {"val_loss_engram_off", r.val_loss_engram_off}, {"first_train_loss", r.first_train_loss},
-      {"last_train_loss", r.last_train_loss}, {"dense_parameters", r.dense_parameters},
-      {"table_parameters", r.table_parameters}, {"train_flops_per_token", r.train_flops_per_token},
-      {"tokens_per_s", r.tokens_per_s}, {"seconds", r.seconds}};
-  write_file_atomically(o.out + "/summary.json", summary.dump(2) + "\n");
-  if (memory) memory->table->checkpoint();
-  return r;
+Config read_run_config(const std::string& run) {
+  const std::string path = run + "/config.json";
+  if (!std::filesystem::exists(path)) throw Error("'" + run + "' is not a run directory (no config.json)");
+  const MappedFile file(path);
+  Config c = config_from_json(std::string(file.view()), Config{}, path);
+  validate(c);
+  return c;
 }
 
 }  // namespace hashmem::model

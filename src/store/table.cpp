@@ -821,15 +821,19 @@ void Table::apply_rows(int tensor, const std::int64_t* rows, std::size_t n, cons
   }
 }
 
-void Table::checkpoint() {
+void Table::checkpoint() { checkpoint_to(impl_->path); }
+
+void Table::checkpoint_to(const std::string& target) {
   Impl& m = *impl_;
   if (!m.opt.writable) throw Error("table '" + m.path + "' was opened read-only: checkpoint needs writable = true");
   std::unique_lock<std::shared_mutex> exclusive(m.rw);
   // Adam's moments first: a crash between the two files leaves new moments beside old rows, which Adam tolerates
-  // (the moments are running averages); the rows themselves are never half-written.
-  if (m.moments) m.moments->checkpoint();
+  // (the moments are running averages); the rows themselves are never half-written. Moments on disk that were
+  // never loaded (no update since open) are loaded now, so a copy elsewhere carries them too.
+  if (!m.moments && target != m.path && ::access((m.path + ".adam").c_str(), F_OK) == 0) m.adam_moments();
+  if (m.moments) m.moments->checkpoint_to(target + ".adam");
   if (m.opt.tier == Tier::dram) {
-    write_table_file(m.info, m.path, 0, [&](const TensorInfo& t, std::int64_t first, std::int64_t last, std::uint8_t* dst, int) {
+    write_table_file(m.info, target, 0, [&](const TensorInfo& t, std::int64_t first, std::int64_t last, std::uint8_t* dst, int) {
       const std::size_t t_index = static_cast<std::size_t>(&t - m.info.tensors.data());
       std::memcpy(dst, m.memory.data() + static_cast<std::size_t>(m.base[t_index] + first) * m.rb,
                   static_cast<std::size_t>(last - first) * m.rb);
@@ -861,9 +865,9 @@ void Table::checkpoint() {
     }
   }
   if (::fdatasync(m.fd) != 0) throw Error("cannot sync '" + m.data_path + "': " + std::strerror(errno));
-  // 2. A fresh file over the table's path, read from the working copy in large aligned chunks.
+  // 2. A fresh file over the target path, read from the working copy in large aligned chunks.
   AlignedBuffer chunk;
-  write_table_file(m.info, m.path, 0, [&](const TensorInfo& t, std::int64_t first, std::int64_t last, std::uint8_t* dst, int) {
+  write_table_file(m.info, target, 0, [&](const TensorInfo& t, std::int64_t first, std::int64_t last, std::uint8_t* dst, int) {
     const std::uint64_t begin = t.offset + static_cast<std::uint64_t>(first) * m.rb;
     const std::uint64_t end = t.offset + static_cast<std::uint64_t>(last) * m.rb;
     const std::uint64_t a = begin / kAlign * kAlign;

@@ -8,7 +8,8 @@
 //       autograd: the rows' gradients are summed into the table's pending buffer (duplicates summed);
 //       table.step(lr) / table.adam_step(lr, step) applies them as a sparse SGD / Adam update on whatever tier
 //       holds the rows (Adam's per-row moments in "<path>.adam" on the same tier).
-// Empty tensors stand for absent biases / conv weights (the V4.1 variant). Float32 only, CPU only.
+// Empty tensors stand for absent biases / conv weights (the V4.1 variant), and an empty key_w (with empty key_b,
+// norm1, norm2) for the "no gating" ablation (gate = 1). Float32 only, CPU only.
 // This is the only translation unit that includes torch headers (they cost ~16 s to compile).
 #include <torch/script.h>
 #include <torch/torch.h>
@@ -97,10 +98,11 @@ LayerArgs layer_args(const Tensor& h, const Tensor& e, const tensor_list& weight
   d.dilation = dilation;
   d.bias = weights[1].numel() > 0 || weights[3].numel() > 0;
   d.conv = weights[6].numel() > 0 || weights[7].numel() > 0;
+  d.gate = weights[0].numel() > 0;  // no key_w: the "no gating" ablation (gate = 1)
   TORCH_CHECK(!d.conv || (kernel >= 1 && dilation >= 1), "hashmem.engram_layer: kernel and dilation must be >= 1");
-  const int64_t G = d.hc_mult, H = d.hidden, E = d.engram_dim;
-  const int64_t want[] = {G * H * E, d.bias ? G * H : 0, H * E, d.bias ? H : 0, G * H, G * H, d.conv ? G * H : 0,
-                          d.conv ? G * H * kernel : 0};
+  const int64_t G = d.hc_mult, H = d.hidden, E = d.engram_dim, gated = d.gate ? 1 : 0;
+  const int64_t want[] = {gated * G * H * E, d.bias ? gated * G * H : 0, H * E, d.bias ? H : 0, gated * G * H,
+                          gated * G * H, d.conv ? G * H : 0, d.conv ? G * H * kernel : 0};
   for (std::size_t i = 0; i < weights.size(); ++i) {
     TORCH_CHECK(weights[i].numel() == want[i], "hashmem.engram_layer: ", names[i], " has ", weights[i].numel(),
                 " values, expected ", want[i]);
