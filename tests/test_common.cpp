@@ -1,4 +1,5 @@
 #include <gtest/gtest.h>
+#include <filesystem>
 #include <random>
 
 #include "common/mt19937.hpp"
@@ -80,6 +81,67 @@ TEST(MappedFile, ReadsAndReportsMissingFiles) {
   EXPECT_EQ(MappedFile(dir.file("empty")).view(), "");
   EXPECT_THROW(MappedFile(dir.file("missing")), Error);
   EXPECT_THROW(MappedFile(dir.path().string()), Error);
+}
+
+TEST(Safetensors, RoundTripWithChecksums) {
+  testing::ScratchDir dir;
+  const std::vector<float> a = {1.5f, -2.0f, 3.25f, 0.0f, 7.0f, 8.0f};
+  const std::vector<std::int64_t> b = {-1, 2, 1LL << 40};
+  write_safetensors(dir.file("t.safetensors"), {{"a", "F32", {2, 3}, a.data()}, {"b", "I64", {3}, b.data()},
+                                               {"empty", "U8", {0}, nullptr}},
+                    {{"format", "test"}});
+  const SafetensorsFile f(dir.file("t.safetensors"));
+  EXPECT_EQ(f.metadata().at("format"), "test");
+  EXPECT_TRUE(f.metadata().count("xxh3:a"));
+  const auto& ea = f.get("a", "F32", {2, 3});
+  EXPECT_EQ(std::vector<float>(static_cast<const float*>(ea.data), static_cast<const float*>(ea.data) + 6), a);
+  const auto& eb = f.get("b", "I64");
+  EXPECT_EQ(static_cast<const std::int64_t*>(eb.data)[2], 1LL << 40);
+  EXPECT_EQ(f.get("empty", "U8").numel(), 0);
+  auto message = [&](auto&& fn) {
+    try {
+      fn();
+    } catch (const Error& e) {
+      return std::string(e.what());
+    }
+    return std::string();
+  };
+  EXPECT_NE(message([&] { f.get("a", "I64"); }).find("tensor 'a' is F32, expected I64"), std::string::npos);
+  EXPECT_NE(message([&] { f.get("a", "F32", {3, 2}); }).find("has shape [2, 3], expected [3, 2]"), std::string::npos);
+  EXPECT_NE(message([&] { f.get("c", "F32"); }).find("has no tensor 'c'"), std::string::npos);
+  EXPECT_NE(message([&] { write_safetensors(dir.file("d"), {{"a", "F32", {1}, a.data()}, {"a", "F32", {1}, a.data()}}); })
+                .find("tensor 'a' is given twice"),
+            std::string::npos);
+  EXPECT_NE(message([&] { write_safetensors(dir.file("d"), {{"a", "F16", {1}, a.data()}}); }).find("unknown safetensors dtype 'F16'"),
+            std::string::npos);
+  EXPECT_FALSE(std::filesystem::exists(dir.file("d")));
+}
+
+TEST(Safetensors, DamageAndTruncationAreNamed) {
+  testing::ScratchDir dir;
+  const std::vector<float> a(1000, 0.25f);
+  const std::string path = dir.file("t.safetensors");
+  write_safetensors(path, {{"weights", "F32", {1000}, a.data()}});
+  const std::string good = testing::read_file(path);
+  auto error_for = [&](const std::string& bytes) {
+    testing::write_file(path, bytes);
+    try {
+      SafetensorsFile f(path);
+    } catch (const Error& e) {
+      return std::string(e.what());
+    }
+    return std::string();
+  };
+  std::string flipped = good;
+  flipped[good.size() - 100] ^= 1;
+  EXPECT_NE(error_for(flipped).find("tensor 'weights' fails its checksum: the file is damaged"), std::string::npos);
+  EXPECT_NE(error_for(good.substr(0, good.size() - 4)).find("lies past the end of the file (truncated?)"), std::string::npos);
+  EXPECT_NE(error_for(good.substr(0, 5)).find("truncated (no header length)"), std::string::npos);
+  EXPECT_NE(error_for(good.substr(0, 40)).find("truncated (the header runs past the end)"), std::string::npos);
+  std::string not_json = good;
+  not_json[8] = '[';
+  EXPECT_NE(error_for(not_json).find("not a JSON object"), std::string::npos);
+  EXPECT_EQ(error_for(good), "");
 }
 
 }  // namespace

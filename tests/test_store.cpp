@@ -443,6 +443,38 @@ TEST(StoreUpdates, EveryTierGivesTheSameBitsAsDram) {
   }
 }
 
+// checkpoint_to: a snapshot elsewhere equals what checkpoint() writes in place, carries the Adam moments (also
+// when they were never loaded since open), and leaves the table working on its own file.
+TEST(StoreUpdates, CheckpointToWritesASnapshotElsewhere) {
+  for (const char* tier : {"dram", "ssd"}) {
+    SCOPED_TRACE(tier);
+    ScratchDir dir;
+    const std::string path = dir.file("t.safetensors");
+    const TableInfo info = create_table(small_options(DType::f32), path);
+    OpenOptions o;
+    o.tier = parse_tier(tier);
+    o.writable = true;
+    o.dram_budget = info.data_bytes() / 4;
+    {
+      auto table = Table::open(path, o);
+      const auto ids = random_ids(info.tensors[0].rows, 300, 3);
+      std::vector<float> grads(ids.size() * info.dim, 0.5f);
+      UpdateOptions u;
+      u.optimizer = Optimizer::adam;
+      table->apply_rows(0, ids.data(), ids.size(), grads.data(), u);
+      table->checkpoint_to(dir.file("snap.safetensors"));
+      table->checkpoint();
+    }
+    EXPECT_TRUE(verify_table(dir.file("snap.safetensors")).empty());
+    EXPECT_EQ(testing::read_file(dir.file("snap.safetensors")), testing::read_file(path));
+    EXPECT_EQ(testing::read_file(dir.file("snap.safetensors.adam")), testing::read_file(path + ".adam"));
+    // Reopened, never updated: the snapshot still carries the moments on disk.
+    auto table = Table::open(path, o);
+    table->checkpoint_to(dir.file("again.safetensors"));
+    EXPECT_EQ(testing::read_file(dir.file("again.safetensors.adam")), testing::read_file(path + ".adam"));
+  }
+}
+
 TEST(StoreUpdates, AdamStepMatchesTheFormula) {
   ScratchDir dir;
   const std::string path = dir.file("t.safetensors");
