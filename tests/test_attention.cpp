@@ -1,0 +1,205 @@
+// Attention: the tiled exact kernel, LSH, hash buckets and signature top-k, each against its plain reference.
+#include <gtest/gtest.h>
+#include <openssl/evp.h>
+#include <xxhash.h>
+
+#include <algorithm>
+#include <cmath>
+#include <numeric>
+#include <random>
+#include <set>
+
+#include "hashmem/attention.hpp"
+#include "hashmem/common.hpp"
+#include "test_util.hpp"
+
+namespace hashmem::attention {
+namespace {
+
+std::vector<float> random_vector(std::int64_t n, std::uint64_t seed, float sd = 1.0f) {
+  std::mt19937_64 rng(seed);
+  std::normal_distribution<float> normal(0.0f, sd);
+  std::vector<float> x(static_cast<std::size_t>(n));
+  for (auto& v : x) v = normal(rng);
+  return x;
+}
+
+std::vector<double> to_double(const std::vector<float>& x) { return {x.begin(), x.end()}; }
+
+// max |a − b| / (1 + max |b|)
+template <class A, class B>
+double relative_error(const std::vector<A>& a, const std::vector<B>& b) {
+  double worst = 0, scale = 0;
+  for (std::size_t i = 0; i < a.size(); ++i) {
+    worst = std::max(worst, std::abs(static_cast<double>(a[i]) - static_cast<double>(b[i])));
+    scale = std::max(scale, std::abs(static_cast<double>(b[i])));
+  }
+  return worst / (1 + scale);
+}
+
+// Relative L2 error ‖a − b‖ / ‖b‖.
+template <class A, class B>
+double relative_l2(const std::vector<A>& a, const std::vector<B>& b) {
+  double num = 0, den = 0;
+  for (std::size_t i = 0; i < a.size(); ++i) {
+    const double diff = static_cast<double>(a[i]) - static_cast<double>(b[i]);
+    num += diff * diff;
+    den += static_cast<double>(b[i]) * static_cast<double>(b[i]);
+  }
+  return std::sqrt(num / std::max(den, 1e-300));
+}
+
+struct Problem {
+  Dims dims;
+  std::vector<float> q, k, v;
+};
+
+Problem random_problem(std::int64_t heads, std::int64_t n, std::int64_t m, std::int64_t d, std::int64_t dv,
+                       std::uint64_t seed, float sd = 1.0f) {
+  Problem p;
+  p.dims = {heads, n, m, d, dv};
+  p.q = random_vector(heads * n * d, seed, sd);
+  p.k = random_vector(heads * m * d, seed + 1, sd);
+  p.v = random_vector(heads * m * dv, seed + 2);
+  return p;
+}
+
+// Clustered positions: each token is one of `clusters` unit directions times `radius` plus noise, the layout
+// where LSH works (similar keys hash together).
+std::vector<float> clustered(std::int64_t heads, std::int64_t n, std::int64_t d, std::int64_t clusters, float radius,
+                             float noise, std::uint64_t seed) {
+  std::mt19937_64 rng(seed);
+  std::normal_distribution<float> normal(0.0f, 1.0f);
+  std::vector<float> centres(static_cast<std::size_t>(clusters * d));
+  for (auto& c : centres) c = normal(rng);
+  for (std::int64_t c = 0; c < clusters; ++c) {
+    double norm = 0;
+    for (std::int64_t i = 0; i < d; ++i) norm += centres[c * d + i] * centres[c * d + i];
+    for (std::int64_t i = 0; i < d; ++i) centres[c * d + i] *= radius / static_cast<float>(std::sqrt(norm));
+  }
+  std::vector<float> x(static_cast<std::size_t>(heads * n * d));
+  for (std::int64_t t = 0; t < heads * n; ++t) {
+    const std::int64_t c = static_cast<std::int64_t>(rng() % static_cast<std::uint64_t>(clusters));
+    for (std::int64_t i = 0; i < d; ++i) x[t * d + i] = centres[c * d + i] + noise * normal(rng);
+  }
+  return x;
+}
+
+// ---- exact ----
+
+struct ExactCase {
+  std::int64_t n, m, d;
+  bool causal;
+};
+
+class AttentionExact : public ::testing::TestWithParam<ExactCase> {};
+
+TEST_P(AttentionExact, ForwardAndBackwardMatchTheDoubleReference) {
+  const auto c = GetParam();
+  const std::int64_t heads = 2, dv = c.d + 3;
+  Problem p = random_problem(heads, c.n, c.m, c.d, dv, 10 + c.n + c.d, 1.5f);
+  const ExactOptions o{c.causal, 0, 2};
+  std::vector<float> out(heads * c.n * dv), lse(heads * c.n);
+  exact_forward(p.dims, p.q.data(), p.k.data(), p.v.data(), out.data(), lse.data(), o);
+  std::vector<double> ref(out.size()), ref_lse(lse.size());
+  const auto qd = to_double(p.q), kd = to_double(p.k), vd = to_double(p.v);
+  exact_reference_forward<double>(p.dims, qd.data(), kd.data(), vd.data(), ref.data(), ref_lse.data(), o);
+  EXPECT_LT(relative_error(out, ref), 1e-5);
+  EXPECT_LT(relative_error(lse, ref_lse), 1e-5);
+
+  const auto grad_out = random_vector(heads * c.n * dv, 99);
+  std::vector<float> gq(p.q.size()), gk(p.k.size()), gv(p.v.size());
+  exact_backward(p.dims, p.q.data(), p.k.data(), p.v.data(), out.data(), lse.data(), grad_out.data(), gq.data(),
+                 gk.data(), gv.data(), o);
+  std::vector<double> rq(gq.size()), rk(gk.size()), rv(gv.size());
+  const auto gd = to_double(grad_out);
+  exact_reference_backward<double>(p.dims, qd.data(), kd.data(), vd.data(), gd.data(), rq.data(), rk.data(), rv.data(), o);
+  EXPECT_LT(relative_error(gq, rq), 1e-5);
+  EXPECT_LT(relative_error(gk, rk), 1e-5);
+  EXPECT_LT(relative_error(gv, rv), 1e-5);
+}
+
+std::vector<ExactCase> exact_cases() {
+  std::vector<ExactCase> cases;
+  for (std::int64_t n : {1, 7, 33, 130}) {
+    for (std::int64_t d : {1, 5, 64}) {
+      for (bool causal : {false, true}) {
+        cases.push_back({n, n, d, causal});
+        cases.push_back({n, n + 300, d, causal});  // more keys than queries: the causal diagonal shifts
+      }
+    }
+  }
+  cases.push_back({300, 300, 128, true});  // several query and key tiles
+  return cases;
+}
+
+INSTANTIATE_TEST_SUITE_P(AttentionOddSizes, AttentionExact, ::testing::ValuesIn(exact_cases()),
+                         [](const ::testing::TestParamInfo<ExactCase>& info) {
+                           const auto& c = info.param;
+                           return "n" + std::to_string(c.n) + "_m" + std::to_string(c.m) + "_d" + std::to_string(c.d) +
+                                  (c.causal ? "_causal" : "_full");
+                         });
+
+TEST(AttentionExactMask, CausalPositionZeroSeesOnlyItself) {
+  Problem p = random_problem(1, 17, 17, 8, 8, 5);
+  std::vector<float> out(17 * 8);
+  exact_forward(p.dims, p.q.data(), p.k.data(), p.v.data(), out.data(), nullptr, {true, 0, 1});
+  for (int c = 0; c < 8; ++c) EXPECT_NEAR(out[c], p.v[c], 1e-6);
+  // Changing later keys and values leaves the earlier outputs as they were.
+  Problem changed = p;
+  for (std::size_t i = 8 * 8; i < changed.k.size(); ++i) changed.k[i] += 3.0f, changed.v[i] -= 2.0f;
+  std::vector<float> out2(out.size());
+  exact_forward(changed.dims, changed.q.data(), changed.k.data(), changed.v.data(), out2.data(), nullptr, {true, 0, 1});
+  for (int i = 0; i < 8 * 8; ++i) EXPECT_EQ(out[i], out2[i]);
+}
+
+TEST(AttentionExactGradient, ReferenceBackwardMatchesFiniteDifferences) {
+  const Dims d{1, 6, 6, 4, 3};
+  const auto q = to_double(random_vector(24, 1)), k = to_double(random_vector(24, 2)), v = to_double(random_vector(18, 3));
+  const auto g = to_double(random_vector(18, 4));
+  for (bool causal : {false, true}) {
+    const ExactOptions o{causal, 0, 1};
+    std::vector<double> gq(24), gk(24), gv(18);
+    exact_reference_backward<double>(d, q.data(), k.data(), v.data(), g.data(), gq.data(), gk.data(), gv.data(), o);
+    auto loss = [&](const std::vector<double>& qq, const std::vector<double>& kk, const std::vector<double>& vv) {
+      std::vector<double> out(18);
+      exact_reference_forward<double>(d, qq.data(), kk.data(), vv.data(), out.data(), nullptr, o);
+      return std::inner_product(out.begin(), out.end(), g.begin(), 0.0);
+    };
+    const double h = 1e-6;
+    auto check = [&](std::vector<double> x, const std::vector<double>& grad, int which) {
+      for (std::size_t i = 0; i < x.size(); ++i) {
+        auto plus = x, minus = x;
+        plus[i] += h;
+        minus[i] -= h;
+        const double fd = which == 0   ? (loss(plus, k, v) - loss(minus, k, v)) / (2 * h)
+                          : which == 1 ? (loss(q, plus, v) - loss(q, minus, v)) / (2 * h)
+                                       : (loss(q, k, plus) - loss(q, k, minus)) / (2 * h);
+        EXPECT_NEAR(grad[i], fd, 1e-7) << "input " << which << " element " << i;
+      }
+    };
+    check(q, gq, 0);
+    check(k, gk, 1);
+    check(v, gv, 2);
+  }
+}
+
+TEST(AttentionExactThreads, ResultsDoNotDependOnTheThreadCount) {
+  Problem p = random_problem(3, 200, 200, 32, 32, 7);
+  std::vector<float> a(3 * 200 * 32), b(a.size()), la(600), lb(600);
+  exact_forward(p.dims, p.q.data(), p.k.data(), p.v.data(), a.data(), la.data(), {true, 0, 1});
+  exact_forward(p.dims, p.q.data(), p.k.data(), p.v.data(), b.data(), lb.data(), {true, 0, 2});
+  EXPECT_EQ(a, b);
+  std::vector<float> g = random_vector(a.size(), 8), q1(p.q.size()), k1(p.k.size()), v1(p.v.size());
+  std::vector<float> q2(q1.size()), k2(k1.size()), v2(v1.size());
+  exact_backward(p.dims, p.q.data(), p.k.data(), p.v.data(), a.data(), la.data(), g.data(), q1.data(), k1.data(),
+                 v1.data(), {true, 0, 1});
+  exact_backward(p.dims, p.q.data(), p.k.data(), p.v.data(), a.data(), la.data(), g.data(), q2.data(), k2.data(),
+                 v2.data(), {true, 0, 2});
+  EXPECT_EQ(q1, q2);
+  EXPECT_EQ(k1, k2);
+  EXPECT_EQ(v1, v2);
+}
+
+}  // namespace
+}  // namespace hashmem::attention
