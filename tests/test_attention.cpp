@@ -49,6 +49,15 @@ double relative_l2(const std::vector<A>& a, const std::vector<B>& b) {
   return std::sqrt(num / std::max(den, 1e-300));
 }
 
+// "n7_d5_causal": a parameterised test's name from its sizes.
+std::string case_name(std::initializer_list<std::pair<const char*, std::int64_t>> sizes, bool causal) {
+  std::string name;
+  for (const auto& [label, value] : sizes) {
+    name.append(label).append(std::to_string(value)).append("_");
+  }
+  return name.append(causal ? "causal" : "full");
+}
+
 struct Problem {
   Dims dims;
   std::vector<float> q, k, v;
@@ -64,10 +73,15 @@ Problem random_problem(std::int64_t heads, std::int64_t n, std::int64_t m, std::
   return p;
 }
 
-// Clustered positions: each token is one of `clusters` unit directions times `radius` plus noise, the layout
-// where LSH works (similar keys hash together).
-std::vector<float> clustered(std::int64_t heads, std::int64_t n, std::int64_t d, std::int64_t clusters, float radius,
-                             float noise, std::uint64_t seed) {
+// Clustered tokens: each is one of `clusters` unit directions times `radius` plus Gaussian noise, the layout
+// where LSH works (similar keys hash together). label[t] is the cluster of token t.
+struct Clustered {
+  std::vector<float> x;
+  std::vector<std::int64_t> label;
+};
+
+Clustered clustered_tokens(std::int64_t heads, std::int64_t n, std::int64_t d, std::int64_t clusters, float radius,
+                           float noise, std::uint64_t seed) {
   std::mt19937_64 rng(seed);
   std::normal_distribution<float> normal(0.0f, 1.0f);
   std::vector<float> centres(static_cast<std::size_t>(clusters * d));
@@ -77,12 +91,19 @@ std::vector<float> clustered(std::int64_t heads, std::int64_t n, std::int64_t d,
     for (std::int64_t i = 0; i < d; ++i) norm += centres[c * d + i] * centres[c * d + i];
     for (std::int64_t i = 0; i < d; ++i) centres[c * d + i] *= radius / static_cast<float>(std::sqrt(norm));
   }
-  std::vector<float> x(static_cast<std::size_t>(heads * n * d));
+  Clustered out;
+  out.x.resize(static_cast<std::size_t>(heads * n * d));
   for (std::int64_t t = 0; t < heads * n; ++t) {
     const std::int64_t c = static_cast<std::int64_t>(rng() % static_cast<std::uint64_t>(clusters));
-    for (std::int64_t i = 0; i < d; ++i) x[t * d + i] = centres[c * d + i] + noise * normal(rng);
+    out.label.push_back(c);
+    for (std::int64_t i = 0; i < d; ++i) out.x[t * d + i] = centres[c * d + i] + noise * normal(rng);
   }
-  return x;
+  return out;
+}
+
+std::vector<float> clustered(std::int64_t heads, std::int64_t n, std::int64_t d, std::int64_t clusters, float radius,
+                             float noise, std::uint64_t seed) {
+  return clustered_tokens(heads, n, d, clusters, radius, noise, seed).x;
 }
 
 // ---- exact ----
@@ -136,8 +157,7 @@ std::vector<ExactCase> exact_cases() {
 INSTANTIATE_TEST_SUITE_P(AttentionOddSizes, AttentionExact, ::testing::ValuesIn(exact_cases()),
                          [](const ::testing::TestParamInfo<ExactCase>& info) {
                            const auto& c = info.param;
-                           return "n" + std::to_string(c.n) + "_m" + std::to_string(c.m) + "_d" + std::to_string(c.d) +
-                                  (c.causal ? "_causal" : "_full");
+                           return case_name({{"n", c.n}, {"m", c.m}, {"d", c.d}}, c.causal);
                          });
 
 TEST(AttentionExactMask, CausalPositionZeroSeesOnlyItself) {
@@ -199,6 +219,167 @@ TEST(AttentionExactThreads, ResultsDoNotDependOnTheThreadCount) {
   EXPECT_EQ(q1, q2);
   EXPECT_EQ(k1, k2);
   EXPECT_EQ(v1, v2);
+}
+
+
+// ---- LSH ----
+
+struct LshCase {
+  std::int64_t n, chunk;
+  int rounds;
+  bool causal;
+};
+
+class AttentionLsh : public ::testing::TestWithParam<LshCase> {};
+
+TEST_P(AttentionLsh, ForwardMatchesTheReferenceAtAnyLength) {
+  const auto c = GetParam();
+  const std::int64_t heads = 2, d = 6, dv = 5;
+  const Dims dims{heads, c.n, c.n, d, dv};
+  const auto qk = clustered(heads, c.n, d, 4, 3.0f, 0.5f, 20 + c.n);
+  const auto v = random_vector(heads * c.n * dv, 21);
+  const LshOptions o{c.rounds, 8, c.chunk, c.causal, 0, 7, 2};
+  std::vector<float> out(heads * c.n * dv), lse(heads * c.n);
+  lsh_forward(dims, qk.data(), v.data(), out.data(), lse.data(), o);
+  std::vector<double> ref(out.size());
+  lsh_reference_forward<double>(dims, qk.data(), v.data(), ref.data(), o);
+  EXPECT_LT(relative_error(out, ref), 1e-5);
+}
+
+std::vector<LshCase> lsh_cases() {
+  std::vector<LshCase> cases;
+  for (std::int64_t n : {1, 2, 7, 33, 130, 257}) {
+    for (bool causal : {false, true}) {
+      cases.push_back({n, 8, 1, causal});
+      cases.push_back({n, 20, 3, causal});  // a chunk that is not a multiple of the panel width
+    }
+  }
+  return cases;
+}
+
+INSTANTIATE_TEST_SUITE_P(AttentionAnyLength, AttentionLsh, ::testing::ValuesIn(lsh_cases()),
+                         [](const ::testing::TestParamInfo<LshCase>& info) {
+                           const auto& c = info.param;
+                           return case_name({{"n", c.n}, {"chunk", c.chunk}, {"rounds", c.rounds}}, c.causal);
+                         });
+
+TEST(AttentionLshMask, CausalPositionZeroAttendsToItself) {
+  const std::int64_t n = 50, d = 8;
+  const auto qk = clustered(1, n, d, 3, 2.0f, 0.3f, 3);
+  const auto v = random_vector(n * d, 4);
+  std::vector<float> out(n * d), lse(n);
+  lsh_forward({1, n, n, d, d}, qk.data(), v.data(), out.data(), lse.data(), {4, 8, 8, true, 0, 1, 1});
+  for (int c = 0; c < d; ++c) EXPECT_NEAR(out[c], v[c], 1e-6);
+  for (float x : out) EXPECT_TRUE(std::isfinite(x));
+  // With everything visible, position 0 sees other keys and its own is (almost) ignored.
+  lsh_forward({1, n, n, d, d}, qk.data(), v.data(), out.data(), lse.data(), {4, 8, 8, false, 0, 1, 1});
+  double diff = 0;
+  for (int c = 0; c < d; ++c) diff += std::abs(out[c] - v[c]);
+  EXPECT_GT(diff, 1e-3);
+}
+
+TEST(AttentionLshDeterminism, SameSeedSameBitsOtherSeedOtherOutput) {
+  const std::int64_t n = 300, d = 16;
+  const auto qk = clustered(2, n, d, 8, 3.0f, 0.5f, 5);
+  const auto v = random_vector(2 * n * d, 6);
+  const Dims dims{2, n, n, d, d};
+  std::vector<float> a(2 * n * d), b(a.size()), c(a.size()), lse(2 * n);
+  lsh_forward(dims, qk.data(), v.data(), a.data(), lse.data(), {3, 0, 32, true, 0, 42, 1});
+  lsh_forward(dims, qk.data(), v.data(), b.data(), lse.data(), {3, 0, 32, true, 0, 42, 2});
+  lsh_forward(dims, qk.data(), v.data(), c.data(), lse.data(), {3, 0, 32, true, 0, 43, 2});
+  EXPECT_EQ(a, b);
+  EXPECT_NE(a, c);
+  std::vector<std::int32_t> b1(3 * 2 * n), b2(b1.size());
+  lsh_buckets(dims, qk.data(), {3, 0, 32, true, 0, 42, 1}, b1.data());
+  lsh_buckets(dims, qk.data(), {3, 0, 32, true, 0, 43, 1}, b2.data());
+  EXPECT_NE(b1, b2);
+  for (auto x : b1) EXPECT_TRUE(x >= 0 && x < 32);  // 2·ceil(300/32) = 20 → 32 buckets
+}
+
+TEST(AttentionLshBuckets, FactorisedBucketsCoverTheRange) {
+  const std::int64_t n = 4000, d = 16;
+  const auto qk = random_vector(n * d, 9);
+  const LshOptions o{1, 256, 16, false, 0, 1, 1};  // 256 = 16 · 16: two rotations
+  std::vector<std::int32_t> b(n);
+  lsh_buckets({1, n, n, d, d}, qk.data(), o, b.data());
+  std::set<std::int32_t> used(b.begin(), b.end());
+  EXPECT_GT(used.size(), 200u);
+  EXPECT_GE(*used.begin(), 0);
+  EXPECT_LT(*used.rbegin(), 256);
+}
+
+// Shared-QK full attention (every key visible, the own key at the self score): what LSH approximates, and what
+// one chunk spanning the whole sequence computes.
+TEST(AttentionLshRounds, ErrorFallsWithRoundsTowardsFullAttentionOnClusteredInputs) {
+  const std::int64_t n = 512, d = 16, clusters = 32;
+  const Clustered tokens = clustered_tokens(1, n, d, clusters, 40.0f, 1.0f, 11);
+  // Values follow the keys' clusters (a cluster's value plus noise): attention within a cluster is what matters.
+  const auto cluster_values = random_vector(clusters * d, 12), noise = random_vector(n * d, 13, 0.3f);
+  std::vector<float> v(n * d);
+  for (std::int64_t t = 0; t < n; ++t) {
+    for (std::int64_t c = 0; c < d; ++c) v[t * d + c] = cluster_values[tokens.label[t] * d + c] + noise[t * d + c];
+  }
+  const Dims dims{1, n, n, d, d};
+  std::vector<float> full(n * d), lse(n), out(n * d);
+  lsh_forward(dims, tokens.x.data(), v.data(), full.data(), lse.data(), {1, 2, n, false, 0, 0, 1});
+  std::vector<double> errors;
+  for (int rounds : {1, 2, 4, 8, 16}) {
+    lsh_forward(dims, tokens.x.data(), v.data(), out.data(), lse.data(), {rounds, 16, 64, false, 0, 3, 2});
+    errors.push_back(relative_l2(out, full));
+  }
+  for (std::size_t i = 1; i < errors.size(); ++i) {
+    EXPECT_LT(errors[i], errors[i - 1] * 1.02) << "error grew from " << errors[i - 1] << " to " << errors[i];
+  }
+  EXPECT_LT(errors.back(), 0.5 * errors.front());
+  EXPECT_LT(errors.back(), 0.05);
+}
+
+// Backward against central differences of the double reference (the hash is constant under the small steps; a
+// step that would change a bucket is skipped).
+TEST(AttentionLshGradient, BackwardMatchesFiniteDifferences) {
+  const std::int64_t n = 21, d = 4, dv = 3;
+  const Dims dims{1, n, n, d, dv};
+  for (bool causal : {false, true}) {
+    const LshOptions o{2, 4, 4, causal, 0, 5, 1};
+    auto qk = clustered(1, n, d, 3, 2.0f, 0.6f, 13);
+    auto v = random_vector(n * dv, 14);
+    const auto g = random_vector(n * dv, 15);
+    std::vector<float> out(n * dv), lse(n), gqk(n * d), gv(n * dv);
+    lsh_forward(dims, qk.data(), v.data(), out.data(), lse.data(), o);
+    lsh_backward(dims, qk.data(), v.data(), out.data(), lse.data(), g.data(), gqk.data(), gv.data(), o);
+    std::vector<std::int32_t> buckets(2 * n), moved(2 * n);
+    lsh_buckets(dims, qk.data(), o, buckets.data());
+    auto loss = [&]() {
+      std::vector<double> ref(n * dv);
+      lsh_reference_forward<double>(dims, qk.data(), v.data(), ref.data(), o);
+      double s = 0;
+      for (std::size_t i = 0; i < ref.size(); ++i) s += ref[i] * g[i];
+      return s;
+    };
+    int checked = 0;
+    auto check = [&](std::vector<float>& x, const std::vector<float>& grad, const char* name) {
+      for (std::size_t i = 0; i < x.size(); ++i) {
+        const float x0 = x[i];
+        const float up = x0 + 1e-3f, down = x0 - 1e-3f;
+        x[i] = up;
+        lsh_buckets(dims, qk.data(), o, moved.data());
+        const bool same_up = moved == buckets;
+        const double f_up = loss();
+        x[i] = down;
+        lsh_buckets(dims, qk.data(), o, moved.data());
+        const bool same_down = moved == buckets;
+        const double f_down = loss();
+        x[i] = x0;
+        if (!same_up || !same_down) continue;
+        const double fd = (f_up - f_down) / (static_cast<double>(up) - static_cast<double>(down));
+        EXPECT_NEAR(grad[i], fd, 2e-3 * (1 + std::abs(fd))) << name << " element " << i << (causal ? " causal" : "");
+        ++checked;
+      }
+    };
+    check(qk, gqk, "qk");
+    check(v, gv, "v");
+    EXPECT_GT(checked, static_cast<int>(n * (d + dv)) * 3 / 4);
+  }
 }
 
 }  // namespace

@@ -41,6 +41,10 @@ class Buffer {
   ~Buffer() { release(); }
   Buffer(const Buffer&) = delete;
   Buffer& operator=(const Buffer&) = delete;
+  Buffer(Buffer&& other) noexcept : data_(other.data_), capacity_(other.capacity_) {
+    other.data_ = nullptr;
+    other.capacity_ = 0;
+  }
   void resize(std::int64_t size) {
     if (size <= capacity_) return;
     release();
