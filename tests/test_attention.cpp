@@ -382,5 +382,132 @@ TEST(AttentionLshGradient, BackwardMatchesFiniteDifferences) {
   }
 }
 
+
+// ---- hash buckets ----
+
+struct BucketCase {
+  BucketKey key;
+  BucketHash hash;
+  int rounds;
+  bool causal;
+};
+
+class AttentionBucket : public ::testing::TestWithParam<BucketCase> {};
+
+TEST_P(AttentionBucket, ForwardMatchesTheQuadraticReferenceAndBackwardIsItsAdjoint) {
+  const auto c = GetParam();
+  const std::int64_t heads = 2, n = 157, d = 8, dv = 5;
+  const Dims dims{heads, n, n, d, dv};
+  const auto q = clustered(heads, n, d, 6, 2.0f, 0.4f, 30), k = clustered(heads, n, d, 6, 2.0f, 0.4f, 31);
+  const auto v = random_vector(heads * n * dv, 32);
+  std::vector<std::int64_t> tokens(heads * n);
+  std::mt19937_64 rng(33);
+  for (auto& t : tokens) t = static_cast<std::int64_t>(rng() % 12);
+  BucketOptions o;
+  o.key = c.key;
+  o.hash = c.hash;
+  o.rounds = c.rounds;
+  o.causal = c.causal;
+  o.sign_bits = 3;  // few sign patterns: buckets hold several keys
+  o.seed = 4;
+  o.threads = 2;
+  std::vector<float> out(heads * n * dv);
+  BucketStats stats;
+  bucket_forward(dims, q.data(), k.data(), v.data(), tokens.data(), out.data(), o, &stats);
+  std::vector<double> ref(out.size());
+  bucket_reference_forward(dims, q.data(), k.data(), v.data(), tokens.data(), ref.data(), o);
+  EXPECT_LT(relative_error(out, ref), 1e-5);
+  EXPECT_GT(stats.buckets_used, 0);
+  EXPECT_LE(stats.buckets_used, heads * c.rounds * (c.key == BucketKey::token ? 12 : 8));
+  EXPECT_GT(stats.table_bytes, 0);
+
+  // out is linear in v: ⟨g, out(v)⟩ = ⟨grad_v(g), v⟩ for every v.
+  const auto g = random_vector(out.size(), 34);
+  std::vector<float> grad_v(v.size());
+  bucket_backward(dims, q.data(), k.data(), tokens.data(), g.data(), grad_v.data(), o);
+  for (std::uint64_t seed : {35, 36, 37}) {
+    const auto w = random_vector(v.size(), seed);
+    bucket_forward(dims, q.data(), k.data(), w.data(), tokens.data(), out.data(), o);
+    const double lhs = std::inner_product(g.begin(), g.end(), out.begin(), 0.0);
+    const double rhs = std::inner_product(grad_v.begin(), grad_v.end(), w.begin(), 0.0);
+    EXPECT_NEAR(lhs, rhs, 1e-4 * (1 + std::abs(lhs)));
+  }
+}
+
+INSTANTIATE_TEST_SUITE_P(
+    AttentionBucketModes, AttentionBucket,
+    ::testing::Values(BucketCase{BucketKey::lsh_bits, BucketHash::sha256, 1, true},
+                      BucketCase{BucketKey::lsh_bits, BucketHash::xxh3, 1, true},
+                      BucketCase{BucketKey::lsh_bits, BucketHash::xxh3, 3, true},
+                      BucketCase{BucketKey::lsh_bits, BucketHash::sha256, 3, false},
+                      BucketCase{BucketKey::token, BucketHash::sha256, 1, true},
+                      BucketCase{BucketKey::token, BucketHash::xxh3, 2, true},
+                      BucketCase{BucketKey::token, BucketHash::xxh3, 2, false}),
+    [](const ::testing::TestParamInfo<BucketCase>& info) {
+      const auto& c = info.param;
+      std::string name = c.key == BucketKey::token ? "token_" : "lsh_bits_";
+      name.append(c.hash == BucketHash::sha256 ? "sha256" : "xxh3");
+      return case_name({{"_rounds", c.rounds}}, c.causal).insert(0, name);
+    });
+
+TEST(AttentionBucketToken, MeanOfEarlierOccurrencesOfTheSameToken) {
+  const std::vector<std::int64_t> tokens = {5, 7, 5, 5, 7};
+  const std::vector<float> v = {1, 2, 3, 4, 5};
+  std::vector<float> out(5);
+  BucketOptions o;
+  o.key = BucketKey::token;
+  o.bucket_bits = 32;
+  bucket_forward({1, 5, 5, 1, 1}, nullptr, nullptr, v.data(), tokens.data(), out.data(), o);
+  EXPECT_EQ(out, (std::vector<float>{1, 2, 2, 8.0f / 3, 3.5f}));
+  o.causal = false;
+  bucket_forward({1, 5, 5, 1, 1}, nullptr, nullptr, v.data(), tokens.data(), out.data(), o);
+  EXPECT_EQ(out, (std::vector<float>{8.0f / 3, 3.5f, 8.0f / 3, 8.0f / 3, 3.5f}));
+}
+
+TEST(AttentionBucketHash, IdsAreTheDocumentedHashesOfTheMessage) {
+  const std::vector<std::int64_t> tokens = {0, 1, 123456789, -5};
+  for (BucketHash hash : {BucketHash::sha256, BucketHash::xxh3}) {
+    BucketOptions o;
+    o.key = BucketKey::token;
+    o.hash = hash;
+    o.rounds = 2;
+    o.seed = 0x0102030405060708ull;
+    o.bucket_bits = 20;
+    std::vector<std::uint32_t> ids(8);
+    bucket_ids({1, 4, 4, 1, 1}, nullptr, tokens.data(), o, ids.data());
+    for (int r = 0; r < 2; ++r) {
+      for (int i = 0; i < 4; ++i) {
+        unsigned char message[20];
+        for (int b = 0; b < 8; ++b) message[b] = static_cast<unsigned char>(o.seed >> (8 * b));
+        for (int b = 0; b < 4; ++b) message[8 + b] = static_cast<unsigned char>(static_cast<std::uint32_t>(r) >> (8 * b));
+        for (int b = 0; b < 8; ++b) {
+          message[12 + b] = static_cast<unsigned char>(static_cast<std::uint64_t>(tokens[i]) >> (8 * b));
+        }
+        std::uint64_t expected;
+        if (hash == BucketHash::xxh3) {
+          expected = XXH3_64bits(message, 20);
+        } else {
+          const std::string hex = sha256_hex(message, 20);
+          expected = 0;
+          for (int b = 3; b >= 0; --b) expected = expected << 8 | std::stoul(hex.substr(2 * b, 2), nullptr, 16);
+        }
+        EXPECT_EQ(ids[r * 4 + i], expected & ((1u << 20) - 1)) << "round " << r << " token " << tokens[i];
+      }
+    }
+  }
+}
+
+TEST(AttentionBucketMemory, TablesFollowTheBucketsInUse) {
+  const std::int64_t n = 4096, d = 16, dv = 16;
+  const auto q = random_vector(n * d, 40), k = random_vector(n * d, 41), v = random_vector(n * dv, 42);
+  BucketOptions o;
+  o.sign_bits = 6;  // at most 64 buckets whatever the 2^16 id space
+  BucketStats stats;
+  std::vector<float> out(n * dv);
+  bucket_forward({1, n, n, d, dv}, q.data(), k.data(), v.data(), nullptr, out.data(), o, &stats);
+  EXPECT_LE(stats.buckets_used, 64);
+  EXPECT_LT(stats.table_bytes, 64 * (dv * 4 + 8) + 4096);
+}
+
 }  // namespace
 }  // namespace hashmem::attention

@@ -111,7 +111,9 @@ void lsh_reference_forward(const Dims& dims, const float* qk, const float* v, T*
 // the same token share a bucket). Output of query i in round r: the mean of v_j over the keys j <= i (causal;
 // all j otherwise) in the query's bucket; rounds are averaged over those whose bucket is not empty (zero when
 // all are). Running per-bucket sums make it O(n·(d·sign_bits + dv)) per round, with memory proportional to the
-// buckets in use, never n×n.
+// buckets in use, never n×n. The hashed message is 20 bytes: seed (8, little-endian), round (4), key (8: the
+// sign bits, or the token id); the bucket is the low bucket_bits of SHA-256's first 4 bytes (little-endian) or
+// of XXH3_64bits. P_r is drawn from (seed, r).
 enum class BucketKey { lsh_bits, token };
 enum class BucketHash { xxh3, sha256 };
 
