@@ -509,5 +509,186 @@ TEST(AttentionBucketMemory, TablesFollowTheBucketsInUse) {
   EXPECT_LT(stats.table_bytes, 64 * (dv * 4 + 8) + 4096);
 }
 
+
+// ---- signature top-k ----
+
+std::vector<std::int64_t> brute_force_selection(std::uint64_t query, const std::vector<std::uint64_t>& keys,
+                                                const SignatureOptions& o) {
+  const std::int64_t m = static_cast<std::int64_t>(keys.size());
+  const std::uint64_t mask = o.bits == 64 ? ~0ull : 0xffffffffull;
+  const std::int64_t sink_end = std::min(o.sink, m), recent_start = std::max(sink_end, m - std::min(o.recent, m));
+  std::vector<std::pair<int, std::int64_t>> middle;
+  for (std::int64_t j = sink_end; j < recent_start; ++j) middle.push_back({__builtin_popcountll((keys[j] ^ query) & mask), j});
+  std::sort(middle.begin(), middle.end());
+  std::vector<std::int64_t> chosen;
+  for (std::int64_t j = 0; j < sink_end; ++j) chosen.push_back(j);
+  for (std::int64_t j = recent_start; j < m; ++j) chosen.push_back(j);
+  for (std::size_t i = 0; i < std::min<std::size_t>(middle.size(), static_cast<std::size_t>(o.top_k)); ++i) {
+    chosen.push_back(middle[i].second);
+  }
+  std::sort(chosen.begin(), chosen.end());
+  return chosen;
+}
+
+TEST(AttentionSignatureSelect, MatchesBruteForceTopKByHammingDistance) {
+  std::mt19937_64 rng(50);
+  for (int bits : {32, 64}) {
+    for (std::int64_t m : {1, 5, 100, 1000}) {
+      std::vector<std::uint64_t> keys(static_cast<std::size_t>(m));
+      // Few distinct signatures so that distances tie often.
+      for (auto& key : keys) key = rng() & rng() & rng();
+      const std::uint64_t query = rng() & rng();
+      for (std::int64_t top_k : {std::int64_t{1}, std::min<std::int64_t>(m, 7), m}) {
+        for (auto [sink, recent] : {std::pair<std::int64_t, std::int64_t>{0, 0}, {4, 16}, {600, 600}}) {
+          SignatureOptions o;
+          o.bits = bits;
+          o.top_k = top_k;
+          o.sink = sink;
+          o.recent = recent;
+          const auto chosen = signature_select(query, keys.data(), m, o);
+          EXPECT_EQ(chosen, brute_force_selection(query, keys, o)) << "bits " << bits << " m " << m << " k " << top_k;
+          EXPECT_EQ(static_cast<std::int64_t>(chosen.size()), std::min(m, sink + recent + top_k));
+        }
+      }
+    }
+  }
+}
+
+TEST(AttentionSignatureSimhash, DeterministicAppendableAndMaskedTo32Bits) {
+  const std::int64_t rows = 50, d = 24;
+  const auto x = random_vector(rows * d, 51);
+  std::vector<std::uint64_t> batch(rows), one(rows), other(rows), narrow(rows);
+  simhash_signatures(rows, d, x.data(), 64, 9, batch.data());
+  for (std::int64_t r = 0; r < rows; ++r) simhash_signatures(1, d, x.data() + r * d, 64, 9, one.data() + r);
+  simhash_signatures(rows, d, x.data(), 64, 10, other.data());
+  simhash_signatures(rows, d, x.data(), 32, 9, narrow.data());
+  EXPECT_EQ(batch, one);
+  EXPECT_NE(batch, other);
+  for (auto s : narrow) EXPECT_EQ(s >> 32, 0u);
+  // A signature's sign bits are those of x·P: x and −x differ in every bit.
+  std::vector<float> minus(x.begin(), x.begin() + d);
+  for (auto& e : minus) e = -e;
+  std::uint64_t flipped;
+  simhash_signatures(1, d, minus.data(), 64, 9, &flipped);
+  EXPECT_EQ(__builtin_popcountll(flipped ^ batch[0]), 64);
+}
+
+TEST(AttentionSignatureDecode, ExactSoftmaxOverTheSelectionAndRecallOfAttentionMass) {
+  const std::int64_t heads = 2, m = 4096, d = 32, dv = 8;
+  const Dims dims{heads, 1, m, d, dv};
+  const Clustered keys = clustered_tokens(heads, m, d, 32, 8.0f, 1.0f, 52);
+  const auto v = random_vector(heads * m * dv, 53);
+  // The query of each head is a fresh member of the cluster of that head's key 1000.
+  std::vector<float> q(heads * d);
+  const auto noise = random_vector(heads * d, 54);
+  for (std::int64_t h = 0; h < heads; ++h) {
+    for (std::int64_t c = 0; c < d; ++c) q[h * d + c] = keys.x[(h * m + 1000) * d + c] + noise[h * d + c];
+  }
+  SignatureOptions o;
+  o.top_k = 128;
+  std::vector<std::uint64_t> signatures(heads * m);
+  simhash_signatures(heads * m, d, keys.x.data(), o.bits, o.seed, signatures.data());
+  const std::int64_t selection = o.sink + o.recent + o.top_k;
+  std::vector<float> out(heads * dv);
+  std::vector<std::int64_t> selected(heads * selection);
+  signature_topk_decode(dims, q.data(), keys.x.data(), v.data(), signatures.data(), out.data(), selected.data(), o);
+  const double scale = 1.0 / std::sqrt(static_cast<double>(d));
+  for (std::int64_t h = 0; h < heads; ++h) {
+    std::uint64_t query_signature;
+    simhash_signatures(1, d, q.data() + h * d, o.bits, o.seed, &query_signature);
+    const auto expected = signature_select(query_signature, signatures.data() + h * m, m, o);
+    const std::vector<std::int64_t> got(selected.begin() + h * selection, selected.begin() + (h + 1) * selection);
+    EXPECT_EQ(got, expected);
+    // Exact probabilities over all keys, in double.
+    std::vector<double> p(static_cast<std::size_t>(m));
+    double best = -1e300, sum = 0;
+    for (std::int64_t j = 0; j < m; ++j) {
+      double s = 0;
+      for (std::int64_t c = 0; c < d; ++c) s += static_cast<double>(q[h * d + c]) * keys.x[(h * m + j) * d + c];
+      p[j] = s * scale;
+      best = std::max(best, p[j]);
+    }
+    for (auto& x : p) sum += (x = std::exp(x - best));
+    double recall = 0, window_recall = 0, selected_mass = 0;
+    std::vector<double> ref(static_cast<std::size_t>(dv), 0.0);
+    for (std::int64_t j : got) {
+      recall += p[j] / sum;
+      selected_mass += p[j];
+      for (std::int64_t c = 0; c < dv; ++c) ref[c] += p[j] * v[(h * m + j) * dv + c];
+    }
+    for (std::int64_t j = 0; j < m; ++j) {
+      if (j < o.sink || j >= m - o.recent) window_recall += p[j] / sum;
+    }
+    for (std::int64_t c = 0; c < dv; ++c) EXPECT_NEAR(out[h * dv + c], ref[c] / selected_mass, 1e-5);
+    EXPECT_GT(recall, 0.5) << "head " << h;
+    EXPECT_GT(recall, 5 * window_recall) << "head " << h;
+  }
+  // A selection that covers every key is exact attention.
+  o.top_k = m;
+  std::vector<float> all(heads * dv), exact(heads * dv);
+  signature_topk_decode(dims, q.data(), keys.x.data(), v.data(), signatures.data(), all.data(), nullptr, o);
+  exact_forward(dims, q.data(), keys.x.data(), v.data(), exact.data(), nullptr);
+  EXPECT_LT(relative_error(all, exact), 1e-6);
+}
+
+// ---- bad arguments ----
+
+template <class Fn>
+void expect_error_naming(Fn&& fn, const std::string& argument) {
+  try {
+    fn();
+    ADD_FAILURE() << "no error; expected one naming " << argument;
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find(argument), std::string::npos) << e.what();
+  }
+}
+
+TEST(AttentionArguments, BadInputsThrowErrorsNamingTheArgument) {
+  const std::vector<float> x(4096, 0.5f);
+  std::vector<float> out(4096), lse(64);
+  expect_error_naming([&] { exact_forward({1, 4, 4, 0, 4}, x.data(), x.data(), x.data(), out.data(), nullptr); }, "dims.dim");
+  expect_error_naming([&] { exact_forward({0, 4, 4, 4, 4}, x.data(), x.data(), x.data(), out.data(), nullptr); }, "dims.heads");
+  expect_error_naming([&] { exact_forward({1, 8, 4, 4, 4}, x.data(), x.data(), x.data(), out.data(), nullptr, {true}); },
+                      "dims.keys");
+  expect_error_naming([&] { exact_forward({1, 4, 4, 4, 4}, nullptr, x.data(), x.data(), out.data(), nullptr); }, "q");
+  expect_error_naming([&] { lsh_forward({1, 4, 5, 4, 4}, x.data(), x.data(), out.data(), lse.data()); }, "dims.queries");
+  expect_error_naming([&] { lsh_forward({1, 4, 4, 4, 4}, x.data(), x.data(), out.data(), lse.data(), {0}); }, "rounds");
+  expect_error_naming([&] { lsh_forward({1, 4, 4, 4, 4}, x.data(), x.data(), out.data(), lse.data(), {65}); }, "rounds");
+  expect_error_naming([&] { lsh_forward({1, 4, 4, 4, 4}, x.data(), x.data(), out.data(), lse.data(), {2, 7}); }, "buckets");
+  expect_error_naming([&] { lsh_forward({1, 4, 4, 4, 4}, x.data(), x.data(), out.data(), lse.data(), {2, 0, 0}); }, "chunk");
+  BucketOptions b;
+  b.bucket_bits = 15;
+  expect_error_naming([&] { bucket_forward({1, 4, 4, 4, 4}, x.data(), x.data(), x.data(), nullptr, out.data(), b); },
+                      "bucket_bits");
+  b = {};
+  b.sign_bits = 65;
+  expect_error_naming([&] { bucket_forward({1, 4, 4, 4, 4}, x.data(), x.data(), x.data(), nullptr, out.data(), b); },
+                      "sign_bits");
+  b = {};
+  b.rounds = 0;
+  expect_error_naming([&] { bucket_forward({1, 4, 4, 4, 4}, x.data(), x.data(), x.data(), nullptr, out.data(), b); },
+                      "rounds");
+  b = {};
+  b.key = BucketKey::token;
+  expect_error_naming([&] { bucket_forward({1, 4, 4, 4, 4}, x.data(), x.data(), x.data(), nullptr, out.data(), b); },
+                      "tokens");
+  const std::vector<std::uint64_t> signatures(64, 0);
+  SignatureOptions s;
+  s.top_k = 65;
+  expect_error_naming([&] { signature_topk_decode({1, 1, 64, 4, 4}, x.data(), x.data(), x.data(), signatures.data(), out.data(), nullptr, s); },
+                      "top_k");
+  s.top_k = 0;
+  expect_error_naming([&] { signature_select(0, signatures.data(), 64, s); }, "top_k");
+  s = {};
+  s.bits = 48;
+  expect_error_naming([&] { simhash_signatures(4, 4, x.data(), s.bits, 0, nullptr); }, "bits");
+  s = {};
+  s.top_k = 8;
+  expect_error_naming([&] { signature_topk_decode({1, 2, 64, 4, 4}, x.data(), x.data(), x.data(), signatures.data(), out.data(), nullptr, s); },
+                      "dims.queries");
+  s.sink = -1;
+  expect_error_naming([&] { signature_select(0, signatures.data(), 64, s); }, "sink");
+}
+
 }  // namespace
 }  // namespace hashmem::attention
