@@ -9,7 +9,8 @@
 //       table.step(lr) / table.adam_step(lr, step) applies them as a sparse SGD / Adam update on whatever tier
 //       holds the rows (Adam's per-row moments in "<path>.adam" on the same tier).
 // Empty tensors stand for absent biases / conv weights (the V4.1 variant). Float32 only, CPU only.
-// This is the only translation unit that includes torch headers (they cost ~16 s to compile).
+// Only src/torch/ includes torch headers (they cost ~16 s per translation unit); the attention operators are in
+// attention_ops.cpp.
 #include <torch/script.h>
 #include <torch/torch.h>
 
