@@ -690,5 +690,55 @@ TEST(AttentionArguments, BadInputsThrowErrorsNamingTheArgument) {
   expect_error_naming([&] { signature_select(0, signatures.data(), 64, s); }, "sink");
 }
 
+
+// ---- inputs file ----
+
+TEST(AttentionInputs, SafetensorsRoundTripAndErrorsNameTheTensor) {
+  testing::ScratchDir dir;
+  Inputs in;
+  in.heads = 2, in.tokens = 5, in.dim = 3;
+  in.q = random_vector(30, 60), in.k = random_vector(30, 61), in.v = random_vector(30, 62);
+  save_inputs(dir.file("qkv.safetensors"), in);
+  const Inputs back = load_inputs(dir.file("qkv.safetensors"));
+  EXPECT_EQ(back.heads, 2);
+  EXPECT_EQ(back.tokens, 5);
+  EXPECT_EQ(back.dim, 3);
+  EXPECT_EQ(back.q, in.q);
+  EXPECT_EQ(back.k, in.k);
+  EXPECT_EQ(back.v, in.v);
+  // The file is plain safetensors: the header is JSON after an 8-byte length.
+  const std::string bytes = testing::read_file(dir.file("qkv.safetensors"));
+  EXPECT_NE(bytes.find("\"q\":{\"dtype\":\"F32\",\"shape\":[2,5,3]"), std::string::npos);
+  std::string broken = bytes;
+  broken.replace(broken.find("\"v\""), 3, "\"w\"");
+  testing::write_file(dir.file("broken.safetensors"), broken);
+  expect_error_naming([&] { load_inputs(dir.file("broken.safetensors")); }, "no tensor \"v\"");
+  in.v.pop_back();
+  expect_error_naming([&] { save_inputs(dir.file("bad.safetensors"), in); }, "heads·tokens·dim");
+}
+
+
+// ---- the bench, end to end on a small problem ----
+
+TEST(AttentionBenchCli, RandomInputsSavedThenReadBackAsCapturedInputs) {
+  testing::ScratchDir dir;
+  const std::string cli = HASHMEM_CLI;
+  const std::string common = " bench attention --n 100,300 --d 16 --lsh-chunk 16 --top-k 32 --python /nonexistent --out " +
+                             dir.file("out");
+  auto saved = testing::run_command(cli + common + " --save-inputs " + dir.file("qkv.safetensors"), dir.path().string());
+  ASSERT_EQ(saved.exit_code, 0) << saved.err;
+  EXPECT_NE(saved.out.find("sgemm (anchor)"), std::string::npos);
+  auto captured = testing::run_command(cli + common + " --inputs captured --captured " + dir.file("qkv.safetensors") + " --json",
+                                       dir.path().string());
+  ASSERT_EQ(captured.exit_code, 0) << captured.err;
+  // The file holds the first point (n = 100): n = 300 is skipped with a note.
+  EXPECT_NE(captured.err.find("skipping n = 300"), std::string::npos) << captured.err;
+  const std::string csv = testing::read_file(dir.file("out/attention.csv"));
+  for (const char* method : {"exact", "sgemm", "naive", "lsh", "bucket", "exact_decode", "signature_topk"}) {
+    EXPECT_NE(csv.find(std::string(",") + method + ","), std::string::npos) << method;
+  }
+  EXPECT_NE(captured.out.find("\"method\": \"signature_topk\""), std::string::npos);
+}
+
 }  // namespace
 }  // namespace hashmem::attention

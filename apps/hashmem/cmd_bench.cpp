@@ -191,6 +191,7 @@ void register_bench(CLI::App& app, Action& action) {
   hh->callback([o, &action] { action = [o] { return run_hashhop_bench(*o); }; });
   register_bench_engram(bench, action);
   register_bench_store(bench, action);
+  register_bench_attention(bench, action);
 }
 
 }  // namespace hashmem::cli

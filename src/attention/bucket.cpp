@@ -24,8 +24,14 @@ using tiles::Buffer;
 constexpr std::uint64_t kProjectionStream = 1000;  // P_r = Projection(seed, 1000 + r): apart from LSH's streams
 constexpr std::int32_t kNoSlot = -1;
 
-void check_bucket(const Dims& d, const BucketOptions& o, const std::int64_t* tokens, const char* method) {
+// q and k are read only for BucketKey::lsh_bits, tokens only for BucketKey::token.
+void check_bucket(const Dims& d, const BucketOptions& o, const float* q, const float* k, const std::int64_t* tokens,
+                  const char* method) {
   check_self_attention(d, method);
+  if (o.key == BucketKey::lsh_bits) {
+    check_pointer(q, "q", method);
+    check_pointer(k, "k", method);
+  }
   check_rounds(o.rounds, method);
   if (o.bucket_bits < 16 || o.bucket_bits > 32) {
     throw Error(std::string(method) + ": bucket_bits must be in [16, 32], got " + std::to_string(o.bucket_bits));
@@ -138,8 +144,7 @@ void add_row(float* sum, const float* x, float w, std::int64_t n) {
 }  // namespace
 
 void bucket_ids(const Dims& d, const float* x, const std::int64_t* tokens, const BucketOptions& o, std::uint32_t* ids) {
-  check_bucket(d, o, tokens, "bucket_ids");
-  if (o.key == BucketKey::lsh_bits) check_pointer(x, "x", "bucket_ids");
+  check_bucket(d, o, x, x, tokens, "bucket_ids");
   check_pointer(ids, "ids", "bucket_ids");
   BucketHasher hasher(o);
   for (int r = 0; r < o.rounds; ++r) {
@@ -152,11 +157,7 @@ void bucket_ids(const Dims& d, const float* x, const std::int64_t* tokens, const
 
 void bucket_forward(const Dims& d, const float* q, const float* k, const float* v, const std::int64_t* tokens,
                     float* out, const BucketOptions& o, BucketStats* stats) {
-  check_bucket(d, o, tokens, "bucket_forward");
-  if (o.key == BucketKey::lsh_bits) {
-    check_pointer(q, "q", "bucket_forward");
-    check_pointer(k, "k", "bucket_forward");
-  }
+  check_bucket(d, o, q, k, tokens, "bucket_forward");
   check_pointer(v, "v", "bucket_forward");
   check_pointer(out, "out", "bucket_forward");
   const std::int64_t n = d.queries, dim = d.dim, dv = d.value_dim;
@@ -211,11 +212,7 @@ void bucket_forward(const Dims& d, const float* q, const float* k, const float* 
 
 void bucket_backward(const Dims& d, const float* q, const float* k, const std::int64_t* tokens, const float* grad_out,
                      float* grad_v, const BucketOptions& o) {
-  check_bucket(d, o, tokens, "bucket_backward");
-  if (o.key == BucketKey::lsh_bits) {
-    check_pointer(q, "q", "bucket_backward");
-    check_pointer(k, "k", "bucket_backward");
-  }
+  check_bucket(d, o, q, k, tokens, "bucket_backward");
   check_pointer(grad_out, "grad_out", "bucket_backward");
   check_pointer(grad_v, "grad_v", "bucket_backward");
   const std::int64_t n = d.queries, dim = d.dim, dv = d.value_dim;
@@ -270,7 +267,7 @@ void bucket_backward(const Dims& d, const float* q, const float* k, const std::i
 
 void bucket_reference_forward(const Dims& d, const float* q, const float* k, const float* v,
                               const std::int64_t* tokens, double* out, const BucketOptions& o) {
-  check_bucket(d, o, tokens, "bucket_reference_forward");
+  check_bucket(d, o, q, k, tokens, "bucket_reference_forward");
   const std::int64_t n = d.queries, dv = d.value_dim;
   std::vector<std::uint32_t> key_ids(static_cast<std::size_t>(o.rounds * d.heads * n)), query_ids(key_ids.size());
   bucket_ids(d, k, tokens, o, key_ids.data());

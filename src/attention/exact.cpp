@@ -138,7 +138,7 @@ void exact_backward(const Dims& d, const float* q, const float* k, const float* 
   const std::int64_t offset = m - n;
   const float scale = resolve_scale(o.scale, dim), score_scale = scale * tiles::kLog2e;
   parallel_for(d.heads, o.threads, [&](std::int64_t begin, std::int64_t end) {
-    Buffer<float> kt(mp * dim), vt(mp * dv), k_rows(mp * dp), q_rows(n * dp), do_rows(n * dvp);
+    tiles::BackwardPacks packs;
     Buffer<float> dq(n * dp), dk(kKeyTile * dp), dvt(kKeyTile * dvp), scratch(3 * kQueryTile * kKeyTile);
     Buffer<float> lse2(n), delta(n);
     Buffer<std::int32_t> query_pos(n), key_pos(mp);
@@ -153,11 +153,7 @@ void exact_backward(const Dims& d, const float* q, const float* k, const float* 
         delta[i] = tiles::dot(gh + i * dv, out + (h * n + i) * dv, dv);
         lse2[i] = lse[h * n + i] * tiles::kLog2e;
       }
-      tiles::pack_transposed(kh, dim, nullptr, m, mp, dim, kt.data());
-      tiles::pack_transposed(vh, dv, nullptr, m, mp, dv, vt.data());
-      tiles::pack_rows(kh, dim, nullptr, m, mp, dim, k_rows.data());
-      tiles::pack_rows(qh, dim, nullptr, n, n, dim, q_rows.data());
-      tiles::pack_rows(gh, dv, nullptr, n, n, dv, do_rows.data());
+      packs.pack(dim, dv, kh, vh, nullptr, m, mp, qh, gh, nullptr, n, n);
       dq.zero(n * dp);
       for (std::int64_t j0 = 0; j0 < mp; j0 += kKeyTile) {
         const std::int64_t cols = std::min(kKeyTile, mp - j0);
@@ -167,17 +163,7 @@ void exact_backward(const Dims& d, const float* q, const float* k, const float* 
         for (std::int64_t i0 = first_query / kQueryTile * kQueryTile; i0 < n; i0 += kQueryTile) {
           const std::int64_t rows = std::min(kQueryTile, n - i0);
           const tiles::BlockMask mask{query_pos.data() + i0, key_pos.data() + j0, o.causal, false};
-          const tiles::BackwardOperands op{qh + i0 * dim,
-                                           dim,
-                                           gh + i0 * dv,
-                                           dv,
-                                           Panels{kt.data() + j0 * dim, kPanel * dim},
-                                           Panels{vt.data() + j0 * dv, kPanel * dv},
-                                           Panels{k_rows.data() + j0 * kPanel, mp * kPanel},
-                                           Panels{q_rows.data() + i0 * kPanel, n * kPanel},
-                                           Panels{do_rows.data() + i0 * kPanel, n * kPanel},
-                                           lse2.data() + i0,
-                                           delta.data() + i0};
+          const tiles::BackwardOperands op = packs.block(qh, gh, lse2.data(), delta.data(), i0, j0);
           tiles::backward_block(rows, cols, dim, dv, op, score_scale,
                                 needs_mask(d, o.causal, i0 + offset, j0, cols) ? &mask : nullptr, dq.data() + i0 * dp,
                                 dk.data(), dvt.data(), scratch.data());

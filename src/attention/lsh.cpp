@@ -212,7 +212,7 @@ void lsh_backward(const Dims& d, const float* qk, const float* v, const float* o
   parallel_for(d.heads, o.threads, [&](std::int64_t begin, std::int64_t end) {
     Buffer<float> kn(n * dim), norms(n), lse2(n), delta(n), projected;
     Buffer<float> qs(slots * dim), dos(slots * dv), lse2s(slots), deltas(slots);
-    Buffer<float> kt(slots * dim), vt(slots * dv), k_rows(slots * dp), q_rows(slots * dp), do_rows(slots * dvp);
+    tiles::BackwardPacks packs;
     Buffer<float> dq_s(slots * dp), dk_s(slots * dp), dv_s(slots * dvp), scratch(3 * pc * 2 * pc);
     Buffer<float> gq(n * dim), gk(n * dim), gv(n * dv);
     Buffer<std::int32_t> bucket(n), slot_pos(slots);
@@ -236,28 +236,14 @@ void lsh_backward(const Dims& d, const float* qk, const float* v, const float* o
         gather_rows(slots, dv, gh, slot_pos.data(), dos.data());
         gather_rows(slots, 1, lse2.data(), slot_pos.data(), lse2s.data());
         gather_rows(slots, 1, delta.data(), slot_pos.data(), deltas.data());
-        tiles::pack_transposed(kn.data(), dim, slot_pos.data(), slots, slots, dim, kt.data());
-        tiles::pack_transposed(vh, dv, slot_pos.data(), slots, slots, dv, vt.data());
-        tiles::pack_rows(kn.data(), dim, slot_pos.data(), slots, slots, dim, k_rows.data());
-        tiles::pack_rows(x, dim, slot_pos.data(), slots, slots, dim, q_rows.data());
-        tiles::pack_rows(gh, dv, slot_pos.data(), slots, slots, dv, do_rows.data());
+        packs.pack(dim, dv, kn.data(), vh, slot_pos.data(), slots, slots, x, gh, slot_pos.data(), slots, slots);
         dq_s.zero(slots * dp);
         dk_s.zero(slots * dp);
         dv_s.zero(slots * dvp);
         for (std::int64_t c = 0; c < plan.chunks; ++c) {
           const std::int64_t rows = plan.rows_in_chunk(c), start = plan.key_start(c), q0 = c * pc;
           const tiles::BlockMask mask{slot_pos.data() + q0, slot_pos.data() + start, o.causal, true};
-          const tiles::BackwardOperands op{qs.data() + q0 * dim,
-                                           dim,
-                                           dos.data() + q0 * dv,
-                                           dv,
-                                           Panels{kt.data() + start * dim, kPanel * dim},
-                                           Panels{vt.data() + start * dv, kPanel * dv},
-                                           Panels{k_rows.data() + start * kPanel, slots * kPanel},
-                                           Panels{q_rows.data() + q0 * kPanel, slots * kPanel},
-                                           Panels{do_rows.data() + q0 * kPanel, slots * kPanel},
-                                           lse2s.data() + q0,
-                                           deltas.data() + q0};
+          const tiles::BackwardOperands op = packs.block(qs.data(), dos.data(), lse2s.data(), deltas.data(), q0, start);
           tiles::backward_block(rows, plan.key_cols(c), dim, dv, op, score_scale, &mask, dq_s.data() + q0 * dp,
                                 dk_s.data() + start * dp, dv_s.data() + start * dvp, scratch.data());
         }

@@ -162,6 +162,22 @@ void pack_rows(const float* x, std::int64_t ldx, const std::int32_t* index, std:
   }
 }
 
+namespace {
+
+// s = 2^(s − shift) over cols values (a multiple of kLanes); returns their sum.
+float exp2_row(float* s, std::int64_t cols, float shift) {
+  const Vec m = simd::broadcast(shift);
+  Vec sum = simd::broadcast(0.0f);
+  for (std::int64_t j = 0; j < cols; j += kLanes) {
+    const Vec p = simd::exp2(simd::load(s + j) - m);
+    simd::store(s + j, p);
+    sum += p;
+  }
+  return simd::reduce_add(sum);
+}
+
+}  // namespace
+
 void start_rows(std::int64_t rows, std::int64_t out_cols, RowState state) {
   for (std::int64_t r = 0; r < rows; ++r) {
     state.max[r] = -std::numeric_limits<float>::infinity();
@@ -190,14 +206,7 @@ void forward_block(std::int64_t rows, std::int64_t cols, std::int64_t dim, std::
     // A row with nothing visible yet keeps max −inf; subtracting 0 keeps its exponentials at 0, not NaN.
     const float shift = new_max == -std::numeric_limits<float>::infinity() ? 0.0f : new_max;
     alpha[r] = std::exp2(state.max[r] - shift);
-    const Vec m = simd::broadcast(shift);
-    Vec sum = simd::broadcast(0.0f);
-    for (std::int64_t j = 0; j < cols; j += kLanes) {
-      const Vec p = simd::exp2(simd::load(s + j) - m);
-      simd::store(s + j, p);
-      sum += p;
-    }
-    state.sum[r] = state.sum[r] * alpha[r] + simd::reduce_add(sum);
+    state.sum[r] = state.sum[r] * alpha[r] + exp2_row(s, cols, shift);
     state.max[r] = new_max;
   }
   gemm(rows, value_cols, cols, scratch, cols, v, state.out, state.ldo, true, alpha);
@@ -237,6 +246,39 @@ void backward_block(std::int64_t rows, std::int64_t cols, std::int64_t dim, std:
   gemm(rows, dim_cols, cols, dp, cols, op.k_rows, dq, dim_cols, true);
   transpose(rows, cols, dp, t);
   gemm(cols, dim_cols, rows, t, rows, op.q_rows, dk, dim_cols, true);
+}
+
+void BackwardPacks::pack(std::int64_t dim_, std::int64_t value_dim_, const float* k, const float* v,
+                         const std::int32_t* key_index, std::int64_t key_count, std::int64_t key_rows_, const float* q,
+                         const float* dout, const std::int32_t* query_index, std::int64_t query_count,
+                         std::int64_t query_rows_) {
+  dim = dim_, value_dim = value_dim_, key_rows = key_rows_, query_rows = query_rows_;
+  const std::int64_t dim_cols = round_up(dim, kPanel), value_cols = round_up(value_dim, kPanel);
+  kt.resize(key_rows * dim);
+  vt.resize(key_rows * value_dim);
+  k_rows.resize(key_rows * dim_cols);
+  q_rows.resize(query_rows * dim_cols);
+  dout_rows.resize(query_rows * value_cols);
+  pack_transposed(k, dim, key_index, key_count, key_rows, dim, kt.data());
+  pack_transposed(v, value_dim, key_index, key_count, key_rows, value_dim, vt.data());
+  pack_rows(k, dim, key_index, key_count, key_rows, dim, k_rows.data());
+  pack_rows(q, dim, query_index, query_count, query_rows, dim, q_rows.data());
+  pack_rows(dout, value_dim, query_index, query_count, query_rows, value_dim, dout_rows.data());
+}
+
+BackwardOperands BackwardPacks::block(const float* q_a, const float* dout_a, const float* lse2, const float* delta,
+                                      std::int64_t q0, std::int64_t k0) const {
+  return {q_a + q0 * dim,
+          dim,
+          dout_a + q0 * value_dim,
+          value_dim,
+          Panels{kt.data() + k0 * dim, kPanel * dim},
+          Panels{vt.data() + k0 * value_dim, kPanel * value_dim},
+          Panels{k_rows.data() + k0 * kPanel, key_rows * kPanel},
+          Panels{q_rows.data() + q0 * kPanel, query_rows * kPanel},
+          Panels{dout_rows.data() + q0 * kPanel, query_rows * kPanel},
+          lse2 + q0,
+          delta + q0};
 }
 
 float dot(const float* a, const float* b, std::int64_t n) {
@@ -282,14 +324,7 @@ void decode_rows(std::int64_t dim, std::int64_t value_dim, const float* q, const
     const float alpha = std::exp2(running_max - new_max);
     const std::int64_t padded = round_up(n, kLanes);
     std::fill(scratch + n, scratch + padded, -std::numeric_limits<float>::infinity());
-    const Vec m = simd::broadcast(new_max);
-    Vec sum = simd::broadcast(0.0f);
-    for (std::int64_t j = 0; j < padded; j += kLanes) {
-      const Vec p = simd::exp2(simd::load(scratch + j) - m);
-      simd::store(scratch + j, p);
-      sum += p;
-    }
-    running_sum = running_sum * alpha + simd::reduce_add(sum);
+    running_sum = running_sum * alpha + exp2_row(scratch, padded, new_max);
     for (std::int64_t j = 0; j < n; ++j) {
       const std::int64_t key = keys ? keys[j0 + j] : j0 + j;
       scale_add(out, j == 0 ? alpha : 1.0f, v + key * value_dim, scratch[j], value_dim);

@@ -142,6 +142,22 @@ struct BackwardOperands {
   const float* delta;  // [rows] Σ dO ⊙ O
 };
 
+// The five packed layouts a sequence's backward blocks read, packed once per head (or LSH round): keys rows
+// 0..key_rows through key_index (null: identity; kPadding or past key_count: zero), queries likewise.
+// block() views one block of them.
+struct BackwardPacks {
+  std::int64_t dim = 0, value_dim = 0, key_rows = 0, query_rows = 0;
+  Buffer<float> kt, vt, k_rows, q_rows, dout_rows;
+
+  void pack(std::int64_t dim, std::int64_t value_dim, const float* k, const float* v, const std::int32_t* key_index,
+            std::int64_t key_count, std::int64_t key_rows, const float* q, const float* dout,
+            const std::int32_t* query_index, std::int64_t query_count, std::int64_t query_rows);
+  // Operands of the block of queries from q0 (rows of q_a / dout_a, row-major) and keys from k0 (a multiple of
+  // kPanel).
+  BackwardOperands block(const float* q_a, const float* dout_a, const float* lse2, const float* delta, std::int64_t q0,
+                         std::int64_t k0) const;
+};
+
 // Accumulates the block's contribution to dq [rows, dim_cols], dk [cols, dim_cols], dv [cols, value_cols]
 // (all unscaled: multiply dq and dk by `scale` at the end). dim_cols / value_cols: dim and value_dim rounded up
 // to kPanel. scratch: 3·rows·cols floats.
