@@ -734,10 +734,10 @@ TEST(AttentionBenchCli, RandomInputsSavedThenReadBackAsCapturedInputs) {
   // The file holds the first point (n = 100): n = 300 is skipped with a note.
   EXPECT_NE(captured.err.find("skipping n = 300"), std::string::npos) << captured.err;
   const std::string csv = testing::read_file(dir.file("out/attention.csv"));
-  for (const char* method : {"exact", "sgemm", "naive", "lsh", "bucket", "exact_decode", "signature_topk"}) {
+  for (const char* method : {"exact", "sgemm", "naive", "lsh", "bucket", "exact_decode", "signature_topk_32"}) {
     EXPECT_NE(csv.find(std::string(",") + method + ","), std::string::npos) << method;
   }
-  EXPECT_NE(captured.out.find("\"method\": \"signature_topk\""), std::string::npos);
+  EXPECT_NE(captured.out.find("\"method\": \"signature_topk_32\""), std::string::npos);
 }
 
 }  // namespace

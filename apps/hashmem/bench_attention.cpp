@@ -52,7 +52,8 @@ struct AttentionBenchOptions {
   std::int64_t lsh_chunk = 64;
   int bucket_rounds = 2;
   int bucket_sign_bits = 8;
-  std::int64_t top_k = 256, sink = 4, recent = 64;
+  std::string top_k_list = "256,2048";
+  std::int64_t sink = 4, recent = 64;
   std::int64_t samples = 64;        // query rows sampled for LSH's error and for recall
   std::int64_t naive_max_n = 2048;  // the O(n²) reference is timed up to this n
   std::string out = "build/bench-attention";
@@ -387,65 +388,78 @@ std::vector<Row> run_point(const AttentionBenchOptions& o, const att::Inputs& in
     result.push_back(bucket);
   }
 
-  // decoding one query per head (the sampled rows as queries, every key visible): exact vs signature top-k
+  // decoding one query per head (the sampled rows as queries, every key visible): exact vs signature top-k at
+  // each --top-k
   {
+    const auto top_ks = parse_list(o.top_k_list, "--top-k");
     att::SignatureOptions so;
-    so.top_k = std::min(o.top_k, n);
     so.sink = o.sink;
     so.recent = o.recent;
     so.threads = o.threads;
     std::vector<std::uint64_t> signatures(static_cast<std::size_t>(H * n));
     const double signing = best_seconds([&] { att::simhash_signatures(H * n, d, in.k.data(), so.bits, so.seed, signatures.data()); }, 1);
     const att::Dims decode{H, 1, n, d, d};
-    std::vector<float> query(static_cast<std::size_t>(H * d)), exact_one(static_cast<std::size_t>(H * d)), topk_one(exact_one.size());
-    const std::int64_t selection = std::min(n, so.sink + so.recent + so.top_k);
-    std::vector<std::int64_t> selected(static_cast<std::size_t>(H * selection));
-    double exact_time = 0, topk_time = 0, num = 0, den = 0, recall = 0;
-    Memory exact_memory, topk_memory;
+    std::vector<float> query(static_cast<std::size_t>(H * d)), exact_one(query.size()), topk_one(query.size());
+    struct Sums {
+      double seconds = 0, num = 0, den = 0, recall = 0;
+      Memory memory;
+    };
+    Sums exact_sums;
+    std::vector<Sums> topk_sums(top_ks.size());
     const std::size_t queries = std::min<std::size_t>(rows.size(), 8);
     for (std::size_t s = 0; s < queries; ++s) {
-      for (std::int64_t h = 0; h < H; ++h) {
-        std::copy_n(in.q.data() + (h * n + rows[s]) * d, d, query.data() + h * d);
-      }
+      for (std::int64_t h = 0; h < H; ++h) std::copy_n(in.q.data() + (h * n + rows[s]) * d, d, query.data() + h * d);
       auto run_exact_one = [&] { att::exact_forward(decode, query.data(), in.k.data(), in.v.data(), exact_one.data(), nullptr, {false, 0, o.threads}); };
-      auto run_topk = [&] { att::signature_topk_decode(decode, query.data(), in.k.data(), in.v.data(), signatures.data(), topk_one.data(), selected.data(), so); };
-      if (s == 0) exact_memory = measure_memory(run_exact_one), topk_memory = measure_memory(run_topk);
-      exact_time += mean_seconds(run_exact_one);
-      topk_time += mean_seconds(run_topk);
-      for (std::int64_t h = 0; h < H; ++h) {
-        // The query is row rows[s] of q: its probabilities over all keys (non-causal).
-        const auto p = probabilities(in, h, rows[s], false, false);
-        for (std::int64_t t = 0; t < selection; ++t) recall += p[static_cast<std::size_t>(selected[h * selection + t])];
-        for (std::int64_t c = 0; c < d; ++c) {
-          num += (topk_one[h * d + c] - exact_one[h * d + c]) * (topk_one[h * d + c] - exact_one[h * d + c]);
-          den += static_cast<double>(exact_one[h * d + c]) * exact_one[h * d + c];
+      if (s == 0) exact_sums.memory = measure_memory(run_exact_one);
+      exact_sums.seconds += mean_seconds(run_exact_one);
+      // The query is row rows[s] of q: its probabilities over all keys (non-causal).
+      std::vector<std::vector<double>> p;
+      for (std::int64_t h = 0; h < H; ++h) p.push_back(probabilities(in, h, rows[s], false, false));
+      for (std::size_t ki = 0; ki < top_ks.size(); ++ki) {
+        so.top_k = std::min(top_ks[ki], n);
+        const std::int64_t selection = std::min(n, so.sink + so.recent + so.top_k);
+        std::vector<std::int64_t> selected(static_cast<std::size_t>(H * selection));
+        auto run_topk = [&] { att::signature_topk_decode(decode, query.data(), in.k.data(), in.v.data(), signatures.data(), topk_one.data(), selected.data(), so); };
+        Sums& sums = topk_sums[ki];
+        if (s == 0) sums.memory = measure_memory(run_topk);
+        sums.seconds += mean_seconds(run_topk);
+        for (std::int64_t h = 0; h < H; ++h) {
+          for (std::int64_t t = 0; t < selection; ++t) sums.recall += p[static_cast<std::size_t>(h)][static_cast<std::size_t>(selected[h * selection + t])];
+          for (std::int64_t c = 0; c < d; ++c) {
+            const double diff = topk_one[h * d + c] - exact_one[h * d + c];
+            sums.num += diff * diff;
+            sums.den += static_cast<double>(exact_one[h * d + c]) * exact_one[h * d + c];
+          }
         }
       }
     }
-    Row exact_decode{"exact_decode"};
     const double decode_flops = 4.0 * static_cast<double>(n) * static_cast<double>(d) * static_cast<double>(H);
-    exact_decode.seconds = exact_time / static_cast<double>(queries);
+    Row exact_decode("exact_decode");
+    exact_decode.seconds = exact_sums.seconds / static_cast<double>(queries);
     exact_decode.gflops = decode_flops / exact_decode.seconds / 1e9;
     exact_decode.speedup = 1;
     exact_decode.error = 0;
     exact_decode.recall = 1;
-    exact_decode.memory = exact_memory;
+    exact_decode.memory = exact_sums.memory;
     exact_decode.note = "one query per head against all n keys";
     result.push_back(exact_decode);
-    Row topk{"signature_topk"};
-    topk.seconds = topk_time / static_cast<double>(queries);
-    topk.speedup = exact_decode.seconds / topk.seconds;
-    topk.gflops = decode_flops / topk.seconds / 1e9;
-    topk.error = std::sqrt(num / std::max(den, 1e-300));
-    topk.recall = recall / static_cast<double>(queries * static_cast<std::size_t>(H));
-    topk.memory = topk_memory;
-    topk.memory.workspace_bytes += static_cast<std::int64_t>(signatures.size() * sizeof(std::uint64_t));
-    char note[160];
-    std::snprintf(note, sizeof note, "%d-bit signatures (%.1f ms to sign all keys, kept with the cache), top %lld + sink %lld + recent %lld",
-                  so.bits, signing * 1e3, static_cast<long long>(so.top_k), static_cast<long long>(so.sink),
-                  static_cast<long long>(so.recent));
-    topk.note = note;
-    result.push_back(topk);
+    for (std::size_t ki = 0; ki < top_ks.size(); ++ki) {
+      const Sums& sums = topk_sums[ki];
+      Row topk("signature_topk_" + std::to_string(std::min(top_ks[ki], n)));
+      topk.seconds = sums.seconds / static_cast<double>(queries);
+      topk.speedup = exact_decode.seconds / topk.seconds;
+      topk.gflops = decode_flops / topk.seconds / 1e9;
+      topk.error = std::sqrt(sums.num / std::max(sums.den, 1e-300));
+      topk.recall = sums.recall / static_cast<double>(queries * static_cast<std::size_t>(H));
+      topk.memory = sums.memory;
+      topk.memory.workspace_bytes += static_cast<std::int64_t>(signatures.size() * sizeof(std::uint64_t));
+      char note[160];
+      std::snprintf(note, sizeof note, "%d-bit signatures (%.1f ms to sign all keys, kept with the cache), top %lld + sink %lld + recent %lld",
+                    so.bits, signing * 1e3, static_cast<long long>(std::min(top_ks[ki], n)), static_cast<long long>(so.sink),
+                    static_cast<long long>(so.recent));
+      topk.note = note;
+      result.push_back(topk);
+    }
   }
   return result;
 }
@@ -511,17 +525,17 @@ int run_attention_bench(const AttentionBenchOptions& o) {
         std::printf("n = %lld, d = %lld, heads %lld, %s, %s inputs, %d thread(s)\n", static_cast<long long>(n),
                     static_cast<long long>(d), static_cast<long long>(in.heads), o.causal ? "causal" : "non-causal",
                     o.inputs.c_str(), o.threads);
-        std::printf("  %-15s %10s %9s %8s %9s %7s %11s %11s\n", "method", "time", "GFLOP/s", "speedup", "rel.err", "recall",
+        std::printf("  %-19s %10s %9s %8s %9s %7s %11s %11s\n", "method", "time", "GFLOP/s", "speedup", "rel.err", "recall",
                     "workspace", "RSS growth");
         for (const Row& r : rows) {
           if (r.method == "sgemm") {
-            std::printf("  %-15s %10s %9.1f  (exact at %.2fx of sgemm's rate)\n", "sgemm (anchor)", "", r.gflops,
+            std::printf("  %-19s %10s %9.1f  (exact at %.2fx of sgemm's rate)\n", "sgemm (anchor)", "", r.gflops,
                         exact_gflops / r.gflops);
             continue;
           }
           char recall[16] = "      -";
           if (r.recall >= 0) std::snprintf(recall, sizeof recall, "%7.3f", r.recall);
-          std::printf("  %-15s %8.3f ms %9.1f %7.1fx %9.2g %s %11s %11s  %s\n", r.method.c_str(), r.seconds * 1e3,
+          std::printf("  %-19s %8.3f ms %9.1f %7.1fx %9.2g %s %11s %11s  %s\n", r.method.c_str(), r.seconds * 1e3,
                       r.gflops, r.speedup, r.error, recall, human_bytes(static_cast<double>(r.memory.workspace_bytes)).c_str(),
                       r.memory.rss_growth_bytes < 0 ? "-" : human_bytes(static_cast<double>(r.memory.rss_growth_bytes)).c_str(),
                       r.note.c_str());
@@ -565,7 +579,7 @@ void register_bench_attention(CLI::App* bench, Action& action) {
   a->add_option("--lsh-chunk", o->lsh_chunk, "LSH chunk length")->capture_default_str();
   a->add_option("--bucket-rounds", o->bucket_rounds, "Bucket attention rounds")->capture_default_str();
   a->add_option("--bucket-sign-bits", o->bucket_sign_bits, "Sign bits hashed into a bucket")->capture_default_str();
-  a->add_option("--top-k", o->top_k, "Signature top-k")->capture_default_str();
+  a->add_option("--top-k", o->top_k_list, "Signature top-k, comma-separated (one row each)")->capture_default_str();
   a->add_option("--sink", o->sink, "Signature top-k: first positions always kept")->capture_default_str();
   a->add_option("--recent", o->recent, "Signature top-k: last positions always kept")->capture_default_str();
   a->add_option("--samples", o->samples, "Query rows sampled for LSH's error and for recall")->capture_default_str();
