@@ -1,4 +1,4 @@
-"""Plots of `hashmem bench attention`: time and error against n for every method (one line per method and d).
+"""Plots of `hashmem bench attention`: time and error against n, a colour per method, a line style per d.
 
 Usage: plot_attention.py CSV   (writes CSV with .png for .csv). Exit code 77 when matplotlib is missing.
 """
@@ -17,31 +17,34 @@ except ImportError:
 
 def main(path):
     with open(path, newline="") as f:
-        rows = list(csv.DictReader(f))
-    lines = {}
-    for r in rows:
-        if r["method"] == "sgemm":
-            continue
-        lines.setdefault((r["method"], r["d"]), []).append(r)
-    fig, (t_ax, e_ax) = plt.subplots(1, 2, figsize=(12, 4.5))
-    for (method, d), points in sorted(lines.items()):
-        points.sort(key=lambda r: int(r["n"]))
-        n = [int(r["n"]) for r in points]
-        label = f"{method} d={d}"
-        t_ax.loglog(n, [float(r["seconds"]) for r in points], ".-", label=label)
-        errors = [(x, float(r["rel_l2_error"])) for x, r in zip(n, points) if float(r["rel_l2_error"]) > 0]
-        if errors:
-            e_ax.semilogx([x for x, _ in errors], [e for _, e in errors], ".-", label=label)
+        rows = [r for r in csv.DictReader(f) if r["method"] != "sgemm"]
+    methods = sorted({r["method"] for r in rows})
+    dims = sorted({int(r["d"]) for r in rows}, reverse=True)
+    colour = {m: plt.cm.tab10(i % 10) for i, m in enumerate(methods)}
+    style = {d: s for d, s in zip(dims, ["-", "--", ":", "-."])}
+    fig, (t_ax, e_ax) = plt.subplots(1, 2, figsize=(13, 5))
+    for method in methods:
+        for d in dims:
+            points = sorted((r for r in rows if r["method"] == method and int(r["d"]) == d), key=lambda r: int(r["n"]))
+            if not points:
+                continue
+            n = [int(r["n"]) for r in points]
+            kw = dict(color=colour[method], linestyle=style[d], marker=".", label=f"{method} d={d}")
+            t_ax.loglog(n, [float(r["seconds"]) for r in points], **kw)
+            errors = [(x, float(r["rel_l2_error"])) for x, r in zip(n, points) if float(r["rel_l2_error"]) > 0]
+            if errors:
+                e_ax.loglog([x for x, _ in errors], [e for _, e in errors], **kw)
     causal = "causal" if rows and rows[0]["causal"] == "1" else "non-causal"
+    inputs = rows[0]["inputs"] if rows else ""
     t_ax.set_xlabel("n (tokens)")
     t_ax.set_ylabel("seconds (decode rows: one query per head)")
-    t_ax.set_title(f"time vs n ({causal}, {rows[0]['inputs'] if rows else ''} inputs)")
+    t_ax.set_title(f"time vs n ({causal}, {inputs} inputs, 1 thread)")
     e_ax.set_xlabel("n (tokens)")
-    e_ax.set_ylabel("relative L2 error vs exact")
+    e_ax.set_ylabel("relative L2 error vs exact (LSH: vs full shared-QK)")
     e_ax.set_title("error vs n")
     for ax in (t_ax, e_ax):
         ax.grid(True, which="both", alpha=0.3)
-        ax.legend(fontsize=8)
+    t_ax.legend(fontsize=7, ncol=2)
     fig.tight_layout()
     fig.savefig(path[: -len(".csv")] + ".png", dpi=110)
 

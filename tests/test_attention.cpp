@@ -723,7 +723,7 @@ TEST(AttentionInputs, SafetensorsRoundTripAndErrorsNameTheTensor) {
 TEST(AttentionBenchCli, RandomInputsSavedThenReadBackAsCapturedInputs) {
   testing::ScratchDir dir;
   const std::string cli = HASHMEM_CLI;
-  const std::string common = " bench attention --n 100,300 --d 16 --lsh-chunk 16 --top-k 32 --python /nonexistent --out " +
+  const std::string common = " bench attention --n 100,300 --d 16 --lsh-chunk 16 --top-k 32 --samples 2 --python /nonexistent --out " +
                              dir.file("out");
   auto saved = testing::run_command(cli + common + " --save-inputs " + dir.file("qkv.safetensors"), dir.path().string());
   ASSERT_EQ(saved.exit_code, 0) << saved.err;
