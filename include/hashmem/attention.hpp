@@ -95,6 +95,7 @@ void lsh_buckets(const Dims& dims, const float* qk, const LshOptions& options, s
 // For each of `queries` (positions in head `head`): the keys it attends in each round, concatenated over the
 // rounds (a key seen in two rounds appears twice), masks applied — found by sorting with std::stable_sort, not
 // by lsh_forward's counting sort. The recall figure of the bench uses it, and so does the reference.
+// Throws Error for a head or query out of range (and for the options lsh_forward rejects).
 std::vector<std::vector<std::int64_t>> lsh_attended_keys(const Dims& dims, const float* qk, const LshOptions& options,
                                                          std::int64_t head, const std::vector<std::int64_t>& queries);
 
