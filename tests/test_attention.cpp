@@ -134,7 +134,8 @@ TEST_P(AttentionExact, ForwardAndBackwardMatchTheDoubleReference) {
                  gk.data(), gv.data(), o);
   std::vector<double> rq(gq.size()), rk(gk.size()), rv(gv.size());
   const auto gd = to_double(grad_out);
-  exact_reference_backward<double>(p.dims, qd.data(), kd.data(), vd.data(), gd.data(), rq.data(), rk.data(), rv.data(), o);
+  exact_reference_backward<double>(p.dims, qd.data(), kd.data(), vd.data(), gd.data(), rq.data(), rk.data(), rv.data(),
+                                   o);
   EXPECT_LT(relative_error(gq, rq), 1e-5);
   EXPECT_LT(relative_error(gk, rk), 1e-5);
   EXPECT_LT(relative_error(gv, rv), 1e-5);
@@ -175,7 +176,8 @@ TEST(AttentionExactMask, CausalPositionZeroSeesOnlyItself) {
 
 TEST(AttentionExactGradient, ReferenceBackwardMatchesFiniteDifferences) {
   const Dims d{1, 6, 6, 4, 3};
-  const auto q = to_double(random_vector(24, 1)), k = to_double(random_vector(24, 2)), v = to_double(random_vector(18, 3));
+  const auto q = to_double(random_vector(24, 1)), k = to_double(random_vector(24, 2)),
+             v = to_double(random_vector(18, 3));
   const auto g = to_double(random_vector(18, 4));
   for (bool causal : {false, true}) {
     const ExactOptions o{causal, 0, 1};
@@ -220,7 +222,6 @@ TEST(AttentionExactThreads, ResultsDoNotDependOnTheThreadCount) {
   EXPECT_EQ(k1, k2);
   EXPECT_EQ(v1, v2);
 }
-
 
 // ---- LSH ----
 
@@ -384,7 +385,6 @@ TEST(AttentionLshGradient, BackwardMatchesFiniteDifferences) {
   }
 }
 
-
 // ---- hash buckets ----
 
 struct BucketCase {
@@ -436,21 +436,20 @@ TEST_P(AttentionBucket, ForwardMatchesTheQuadraticReferenceAndBackwardIsItsAdjoi
   }
 }
 
-INSTANTIATE_TEST_SUITE_P(
-    AttentionBucketModes, AttentionBucket,
-    ::testing::Values(BucketCase{BucketKey::lsh_bits, BucketHash::sha256, 1, true},
-                      BucketCase{BucketKey::lsh_bits, BucketHash::xxh3, 1, true},
-                      BucketCase{BucketKey::lsh_bits, BucketHash::xxh3, 3, true},
-                      BucketCase{BucketKey::lsh_bits, BucketHash::sha256, 3, false},
-                      BucketCase{BucketKey::token, BucketHash::sha256, 1, true},
-                      BucketCase{BucketKey::token, BucketHash::xxh3, 2, true},
-                      BucketCase{BucketKey::token, BucketHash::xxh3, 2, false}),
-    [](const ::testing::TestParamInfo<BucketCase>& info) {
-      const auto& c = info.param;
-      std::string name = c.key == BucketKey::token ? "token_" : "lsh_bits_";
-      name.append(c.hash == BucketHash::sha256 ? "sha256" : "xxh3");
-      return case_name({{"_rounds", c.rounds}}, c.causal).insert(0, name);
-    });
+INSTANTIATE_TEST_SUITE_P(AttentionBucketModes, AttentionBucket,
+                         ::testing::Values(BucketCase{BucketKey::lsh_bits, BucketHash::sha256, 1, true},
+                                           BucketCase{BucketKey::lsh_bits, BucketHash::xxh3, 1, true},
+                                           BucketCase{BucketKey::lsh_bits, BucketHash::xxh3, 3, true},
+                                           BucketCase{BucketKey::lsh_bits, BucketHash::sha256, 3, false},
+                                           BucketCase{BucketKey::token, BucketHash::sha256, 1, true},
+                                           BucketCase{BucketKey::token, BucketHash::xxh3, 2, true},
+                                           BucketCase{BucketKey::token, BucketHash::xxh3, 2, false}),
+                         [](const ::testing::TestParamInfo<BucketCase>& info) {
+                           const auto& c = info.param;
+                           std::string name = c.key == BucketKey::token ? "token_" : "lsh_bits_";
+                           name.append(c.hash == BucketHash::sha256 ? "sha256" : "xxh3");
+                           return case_name({{"_rounds", c.rounds}}, c.causal).insert(0, name);
+                         });
 
 TEST(AttentionBucketToken, MeanOfEarlierOccurrencesOfTheSameToken) {
   const std::vector<std::int64_t> tokens = {5, 7, 5, 5, 7};
@@ -481,7 +480,8 @@ TEST(AttentionBucketHash, IdsAreTheDocumentedHashesOfTheMessage) {
       for (int i = 0; i < 4; ++i) {
         unsigned char message[20];
         for (int b = 0; b < 8; ++b) message[b] = static_cast<unsigned char>(o.seed >> (8 * b));
-        for (int b = 0; b < 4; ++b) message[8 + b] = static_cast<unsigned char>(static_cast<std::uint32_t>(r) >> (8 * b));
+        for (int b = 0; b < 4; ++b)
+          message[8 + b] = static_cast<unsigned char>(static_cast<std::uint32_t>(r) >> (8 * b));
         for (int b = 0; b < 8; ++b) {
           message[12 + b] = static_cast<unsigned char>(static_cast<std::uint64_t>(tokens[i]) >> (8 * b));
         }
@@ -511,7 +511,6 @@ TEST(AttentionBucketMemory, TablesFollowTheBucketsInUse) {
   EXPECT_LT(stats.table_bytes, 64 * (dv * 4 + 8) + 4096);
 }
 
-
 // ---- signature top-k ----
 
 std::vector<std::int64_t> brute_force_selection(std::uint64_t query, const std::vector<std::uint64_t>& keys,
@@ -520,7 +519,8 @@ std::vector<std::int64_t> brute_force_selection(std::uint64_t query, const std::
   const std::uint64_t mask = o.bits == 64 ? ~0ull : 0xffffffffull;
   const std::int64_t sink_end = std::min(o.sink, m), recent_start = std::max(sink_end, m - std::min(o.recent, m));
   std::vector<std::pair<int, std::int64_t>> middle;
-  for (std::int64_t j = sink_end; j < recent_start; ++j) middle.push_back({__builtin_popcountll((keys[j] ^ query) & mask), j});
+  for (std::int64_t j = sink_end; j < recent_start; ++j)
+    middle.push_back({__builtin_popcountll((keys[j] ^ query) & mask), j});
   std::sort(middle.begin(), middle.end());
   std::vector<std::int64_t> chosen;
   for (std::int64_t j = 0; j < sink_end; ++j) chosen.push_back(j);
@@ -648,37 +648,80 @@ void expect_error_naming(Fn&& fn, const std::string& argument) {
 TEST(AttentionArguments, BadInputsThrowErrorsNamingTheArgument) {
   const std::vector<float> x(4096, 0.5f);
   std::vector<float> out(4096), lse(64);
-  expect_error_naming([&] { exact_forward({1, 4, 4, 0, 4}, x.data(), x.data(), x.data(), out.data(), nullptr); }, "dims.dim");
-  expect_error_naming([&] { exact_forward({0, 4, 4, 4, 4}, x.data(), x.data(), x.data(), out.data(), nullptr); }, "dims.heads");
-  expect_error_naming([&] { exact_forward({1, 8, 4, 4, 4}, x.data(), x.data(), x.data(), out.data(), nullptr, {true}); },
-                      "dims.keys");
+  expect_error_naming(
+      [&] {
+        exact_forward({1, 4, 4, 0, 4}, x.data(), x.data(), x.data(), out.data(), nullptr);
+      },
+      "dims.dim");
+  expect_error_naming(
+      [&] {
+        exact_forward({0, 4, 4, 4, 4}, x.data(), x.data(), x.data(), out.data(), nullptr);
+      },
+      "dims.heads");
+  expect_error_naming(
+      [&] {
+        exact_forward({1, 8, 4, 4, 4}, x.data(), x.data(), x.data(), out.data(), nullptr, {true});
+      },
+      "dims.keys");
   expect_error_naming([&] { exact_forward({1, 4, 4, 4, 4}, nullptr, x.data(), x.data(), out.data(), nullptr); }, "q");
-  expect_error_naming([&] { lsh_forward({1, 4, 5, 4, 4}, x.data(), x.data(), out.data(), lse.data()); }, "dims.queries");
+  expect_error_naming(
+      [&] {
+        lsh_forward({1, 4, 5, 4, 4}, x.data(), x.data(), out.data(), lse.data());
+      },
+      "dims.queries");
   expect_error_naming([&] { lsh_forward({1, 4, 4, 4, 4}, x.data(), x.data(), out.data(), lse.data(), {0}); }, "rounds");
-  expect_error_naming([&] { lsh_forward({1, 4, 4, 4, 4}, x.data(), x.data(), out.data(), lse.data(), {65}); }, "rounds");
-  expect_error_naming([&] { lsh_forward({1, 4, 4, 4, 4}, x.data(), x.data(), out.data(), lse.data(), {2, 7}); }, "buckets");
-  expect_error_naming([&] { lsh_forward({1, 4, 4, 4, 4}, x.data(), x.data(), out.data(), lse.data(), {2, 0, 0}); }, "chunk");
+  expect_error_naming(
+      [&] {
+        lsh_forward({1, 4, 4, 4, 4}, x.data(), x.data(), out.data(), lse.data(), {65});
+      },
+      "rounds");
+  expect_error_naming(
+      [&] {
+        lsh_forward({1, 4, 4, 4, 4}, x.data(), x.data(), out.data(), lse.data(), {2, 7});
+      },
+      "buckets");
+  expect_error_naming(
+      [&] {
+        lsh_forward({1, 4, 4, 4, 4}, x.data(), x.data(), out.data(), lse.data(), {2, 0, 0});
+      },
+      "chunk");
   BucketOptions b;
   b.bucket_bits = 15;
-  expect_error_naming([&] { bucket_forward({1, 4, 4, 4, 4}, x.data(), x.data(), x.data(), nullptr, out.data(), b); },
-                      "bucket_bits");
+  expect_error_naming(
+      [&] {
+        bucket_forward({1, 4, 4, 4, 4}, x.data(), x.data(), x.data(), nullptr, out.data(), b);
+      },
+      "bucket_bits");
   b = {};
   b.sign_bits = 65;
-  expect_error_naming([&] { bucket_forward({1, 4, 4, 4, 4}, x.data(), x.data(), x.data(), nullptr, out.data(), b); },
-                      "sign_bits");
+  expect_error_naming(
+      [&] {
+        bucket_forward({1, 4, 4, 4, 4}, x.data(), x.data(), x.data(), nullptr, out.data(), b);
+      },
+      "sign_bits");
   b = {};
   b.rounds = 0;
-  expect_error_naming([&] { bucket_forward({1, 4, 4, 4, 4}, x.data(), x.data(), x.data(), nullptr, out.data(), b); },
-                      "rounds");
+  expect_error_naming(
+      [&] {
+        bucket_forward({1, 4, 4, 4, 4}, x.data(), x.data(), x.data(), nullptr, out.data(), b);
+      },
+      "rounds");
   b = {};
   b.key = BucketKey::token;
-  expect_error_naming([&] { bucket_forward({1, 4, 4, 4, 4}, x.data(), x.data(), x.data(), nullptr, out.data(), b); },
-                      "tokens");
+  expect_error_naming(
+      [&] {
+        bucket_forward({1, 4, 4, 4, 4}, x.data(), x.data(), x.data(), nullptr, out.data(), b);
+      },
+      "tokens");
   const std::vector<std::uint64_t> signatures(64, 0);
   SignatureOptions s;
   s.top_k = 65;
-  expect_error_naming([&] { signature_topk_decode({1, 1, 64, 4, 4}, x.data(), x.data(), x.data(), signatures.data(), out.data(), nullptr, s); },
-                      "top_k");
+  expect_error_naming(
+      [&] {
+        signature_topk_decode({1, 1, 64, 4, 4}, x.data(), x.data(), x.data(), signatures.data(), out.data(), nullptr,
+                              s);
+      },
+      "top_k");
   s.top_k = 0;
   expect_error_naming([&] { signature_select(0, signatures.data(), 64, s); }, "top_k");
   s = {};
@@ -686,12 +729,15 @@ TEST(AttentionArguments, BadInputsThrowErrorsNamingTheArgument) {
   expect_error_naming([&] { simhash_signatures(4, 4, x.data(), s.bits, 0, nullptr); }, "bits");
   s = {};
   s.top_k = 8;
-  expect_error_naming([&] { signature_topk_decode({1, 2, 64, 4, 4}, x.data(), x.data(), x.data(), signatures.data(), out.data(), nullptr, s); },
-                      "dims.queries");
+  expect_error_naming(
+      [&] {
+        signature_topk_decode({1, 2, 64, 4, 4}, x.data(), x.data(), x.data(), signatures.data(), out.data(), nullptr,
+                              s);
+      },
+      "dims.queries");
   s.sink = -1;
   expect_error_naming([&] { signature_select(0, signatures.data(), 64, s); }, "sink");
 }
-
 
 // ---- inputs file ----
 
@@ -719,19 +765,20 @@ TEST(AttentionInputs, SafetensorsRoundTripAndErrorsNameTheTensor) {
   expect_error_naming([&] { save_inputs(dir.file("bad.safetensors"), in); }, "heads·tokens·dim");
 }
 
-
 // ---- the bench, end to end on a small problem ----
 
 TEST(AttentionBenchCli, RandomInputsSavedThenReadBackAsCapturedInputs) {
   testing::ScratchDir dir;
   const std::string cli = HASHMEM_CLI;
-  const std::string common = " bench attention --n 100,300 --d 16 --lsh-chunk 16 --top-k 32 --samples 2 --python /nonexistent --out " +
-                             dir.file("out");
-  auto saved = testing::run_command(cli + common + " --save-inputs " + dir.file("qkv.safetensors"), dir.path().string());
+  const std::string common =
+      " bench attention --n 100,300 --d 16 --lsh-chunk 16 --top-k 32 --samples 2 --python /nonexistent --out " +
+      dir.file("out");
+  auto saved =
+      testing::run_command(cli + common + " --save-inputs " + dir.file("qkv.safetensors"), dir.path().string());
   ASSERT_EQ(saved.exit_code, 0) << saved.err;
   EXPECT_NE(saved.out.find("sgemm (anchor)"), std::string::npos);
-  auto captured = testing::run_command(cli + common + " --inputs captured --captured " + dir.file("qkv.safetensors") + " --json",
-                                       dir.path().string());
+  auto captured = testing::run_command(
+      cli + common + " --inputs captured --captured " + dir.file("qkv.safetensors") + " --json", dir.path().string());
   ASSERT_EQ(captured.exit_code, 0) << captured.err;
   // The file holds the first point (n = 100): n = 300 is skipped with a note.
   EXPECT_NE(captured.err.find("skipping n = 300"), std::string::npos) << captured.err;

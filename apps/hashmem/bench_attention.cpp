@@ -16,6 +16,7 @@
 //     makes LSH's shared-QK score (q·k̂/√d with k̂ = q/‖q‖) as sharp. This favours the hashed methods (keys
 //     and values cluster together); captured inputs do not.
 #include <cblas.h>
+#include <unistd.h>
 
 #include <algorithm>
 #include <cmath>
@@ -25,7 +26,6 @@
 #include <memory>
 #include <random>
 #include <sstream>
-#include <unistd.h>
 
 #include "child_process.hpp"
 #include "cli.hpp"
@@ -161,7 +161,8 @@ double sgemm_rate(std::int64_t n, std::int64_t d) {
   std::vector<float> a(static_cast<std::size_t>(m * d), 0.5f), c(static_cast<std::size_t>(m * m));
   auto call = [&] {
     cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, static_cast<int>(m), static_cast<int>(m), static_cast<int>(d),
-                1.0f, a.data(), static_cast<int>(d), a.data(), static_cast<int>(d), 0.0f, c.data(), static_cast<int>(m));
+                1.0f, a.data(), static_cast<int>(d), a.data(), static_cast<int>(d), 0.0f, c.data(),
+                static_cast<int>(m));
   };
   call();
   return 2.0 * static_cast<double>(m) * static_cast<double>(m) * static_cast<double>(d) / mean_seconds(call) / 1e9;
@@ -232,7 +233,8 @@ std::vector<double> probabilities(const att::Inputs& in, std::int64_t h, std::in
       dot += static_cast<double>(q[c]) * keys[j * d + c];
       norm += static_cast<double>(keys[j * d + c]) * keys[j * d + c];
     }
-    p[static_cast<std::size_t>(j)] = shared_qk ? (j == i ? -1e5 : scale * dot / std::max(std::sqrt(norm), 1e-6)) : scale * dot;
+    p[static_cast<std::size_t>(j)] =
+        shared_qk ? (j == i ? -1e5 : scale * dot / std::max(std::sqrt(norm), 1e-6)) : scale * dot;
     best = std::max(best, p[static_cast<std::size_t>(j)]);
   }
   double sum = 0;
@@ -244,7 +246,8 @@ std::vector<double> probabilities(const att::Inputs& in, std::int64_t h, std::in
 std::vector<std::int64_t> sample_rows(std::int64_t n, std::int64_t samples, std::uint64_t seed) {
   std::vector<std::int64_t> rows;
   std::mt19937_64 rng(seed);
-  for (std::int64_t s = 0; s < std::min(samples, n); ++s) rows.push_back(static_cast<std::int64_t>(rng() % static_cast<std::uint64_t>(n)));
+  for (std::int64_t s = 0; s < std::min(samples, n); ++s)
+    rows.push_back(static_cast<std::int64_t>(rng() % static_cast<std::uint64_t>(n)));
   return rows;
 }
 
@@ -284,13 +287,15 @@ std::vector<Row> run_point(const AttentionBenchOptions& o, const att::Inputs& in
                        static_cast<double>(H) * (causal ? 0.5 : 1.0);
   const auto rows = sample_rows(n, o.samples, 7);
   std::vector<Row> result;
-  std::vector<float> exact_out(static_cast<std::size_t>(H * n * d), 0.0f), out(exact_out.size(), 0.0f), lse(static_cast<std::size_t>(H * n));
+  std::vector<float> exact_out(static_cast<std::size_t>(H * n * d), 0.0f), out(exact_out.size(), 0.0f),
+      lse(static_cast<std::size_t>(H * n));
 
   // exact
   const att::ExactOptions eo{causal, 0, o.threads};
   Row exact = measured(
-      "exact", [&] { att::exact_forward(dims, in.q.data(), in.k.data(), in.v.data(), exact_out.data(), lse.data(), eo); },
-      flops, 0);
+      "exact",
+      [&] { att::exact_forward(dims, in.q.data(), in.k.data(), in.v.data(), exact_out.data(), lse.data(), eo); }, flops,
+      0);
   exact.error = 0;
   exact.recall = 1;
   result.push_back(exact);
@@ -325,7 +330,8 @@ std::vector<Row> run_point(const AttentionBenchOptions& o, const att::Inputs& in
     lo.seed = 1;
     lo.threads = o.threads;
     Row lsh = measured(
-        "lsh", [&] { att::lsh_forward(dims, in.q.data(), in.v.data(), out.data(), lse.data(), lo); }, flops, exact.seconds);
+        "lsh", [&] { att::lsh_forward(dims, in.q.data(), in.v.data(), out.data(), lse.data(), lo); }, flops,
+        exact.seconds);
     double num = 0, den = 0, recall = 0;
     std::int64_t counted = 0;
     for (std::int64_t h = 0; h < H; ++h) {
@@ -362,7 +368,8 @@ std::vector<Row> run_point(const AttentionBenchOptions& o, const att::Inputs& in
     bo.threads = o.threads;
     att::BucketStats stats;
     Row bucket = measured(
-        "bucket", [&] { att::bucket_forward(dims, in.q.data(), in.k.data(), in.v.data(), nullptr, out.data(), bo, &stats); },
+        "bucket",
+        [&] { att::bucket_forward(dims, in.q.data(), in.k.data(), in.v.data(), nullptr, out.data(), bo, &stats); },
         flops, exact.seconds);
     std::vector<double> exact_d(exact_out.begin(), exact_out.end());
     bucket.error = relative_l2(out.data(), exact_d.data(), H * n * d);
@@ -376,15 +383,17 @@ std::vector<Row> run_point(const AttentionBenchOptions& o, const att::Inputs& in
         for (std::size_t j = 0; j < p.size(); ++j) {
           bool seen = false;
           for (int r = 0; r < bo.rounds && !seen; ++r) {
-            seen = kid[static_cast<std::size_t>((r * H + h) * n) + j] == qid[static_cast<std::size_t>((r * H + h) * n + i)];
+            seen = kid[static_cast<std::size_t>((r * H + h) * n) + j] ==
+                   qid[static_cast<std::size_t>((r * H + h) * n + i)];
           }
           if (seen) recall += p[j];
         }
       }
     }
     bucket.recall = recall / static_cast<double>(H * rows.size());
-    bucket.note = std::to_string(bo.rounds) + " rounds, " + std::to_string(bo.sign_bits) + " sign bits -> xxh3 -> 2^16; " +
-                  std::to_string(stats.buckets_used) + " buckets used, table " + human_bytes(static_cast<double>(stats.table_bytes));
+    bucket.note = std::to_string(bo.rounds) + " rounds, " + std::to_string(bo.sign_bits) +
+                  " sign bits -> xxh3 -> 2^16; " + std::to_string(stats.buckets_used) + " buckets used, table " +
+                  human_bytes(static_cast<double>(stats.table_bytes));
     result.push_back(bucket);
   }
 
@@ -397,7 +406,8 @@ std::vector<Row> run_point(const AttentionBenchOptions& o, const att::Inputs& in
     so.recent = o.recent;
     so.threads = o.threads;
     std::vector<std::uint64_t> signatures(static_cast<std::size_t>(H * n));
-    const double signing = best_seconds([&] { att::simhash_signatures(H * n, d, in.k.data(), so.bits, so.seed, signatures.data()); }, 1);
+    const double signing =
+        best_seconds([&] { att::simhash_signatures(H * n, d, in.k.data(), so.bits, so.seed, signatures.data()); }, 1);
     const att::Dims decode{H, 1, n, d, d};
     std::vector<float> query(static_cast<std::size_t>(H * d)), exact_one(query.size()), topk_one(query.size());
     struct Sums {
@@ -409,7 +419,10 @@ std::vector<Row> run_point(const AttentionBenchOptions& o, const att::Inputs& in
     const std::size_t queries = std::min<std::size_t>(rows.size(), 8);
     for (std::size_t s = 0; s < queries; ++s) {
       for (std::int64_t h = 0; h < H; ++h) std::copy_n(in.q.data() + (h * n + rows[s]) * d, d, query.data() + h * d);
-      auto run_exact_one = [&] { att::exact_forward(decode, query.data(), in.k.data(), in.v.data(), exact_one.data(), nullptr, {false, 0, o.threads}); };
+      auto run_exact_one = [&] {
+        att::exact_forward(decode, query.data(), in.k.data(), in.v.data(), exact_one.data(), nullptr,
+                           {false, 0, o.threads});
+      };
       if (s == 0) exact_sums.memory = measure_memory(run_exact_one);
       exact_sums.seconds += mean_seconds(run_exact_one);
       // The query is row rows[s] of q: its probabilities over all keys (non-causal).
@@ -419,12 +432,16 @@ std::vector<Row> run_point(const AttentionBenchOptions& o, const att::Inputs& in
         so.top_k = std::min(top_ks[ki], n);
         const std::int64_t selection = std::min(n, so.sink + so.recent + so.top_k);
         std::vector<std::int64_t> selected(static_cast<std::size_t>(H * selection));
-        auto run_topk = [&] { att::signature_topk_decode(decode, query.data(), in.k.data(), in.v.data(), signatures.data(), topk_one.data(), selected.data(), so); };
+        auto run_topk = [&] {
+          att::signature_topk_decode(decode, query.data(), in.k.data(), in.v.data(), signatures.data(), topk_one.data(),
+                                     selected.data(), so);
+        };
         Sums& sums = topk_sums[ki];
         if (s == 0) sums.memory = measure_memory(run_topk);
         sums.seconds += mean_seconds(run_topk);
         for (std::int64_t h = 0; h < H; ++h) {
-          for (std::int64_t t = 0; t < selection; ++t) sums.recall += p[static_cast<std::size_t>(h)][static_cast<std::size_t>(selected[h * selection + t])];
+          for (std::int64_t t = 0; t < selection; ++t)
+            sums.recall += p[static_cast<std::size_t>(h)][static_cast<std::size_t>(selected[h * selection + t])];
           for (std::int64_t c = 0; c < d; ++c) {
             const double diff = topk_one[h * d + c] - exact_one[h * d + c];
             sums.num += diff * diff;
@@ -454,9 +471,11 @@ std::vector<Row> run_point(const AttentionBenchOptions& o, const att::Inputs& in
       topk.memory = sums.memory;
       topk.memory.workspace_bytes += static_cast<std::int64_t>(signatures.size() * sizeof(std::uint64_t));
       char note[160];
-      std::snprintf(note, sizeof note, "%d-bit signatures (%.1f ms to sign all keys, kept with the cache), top %lld + sink %lld + recent %lld",
-                    so.bits, signing * 1e3, static_cast<long long>(std::min(top_ks[ki], n)), static_cast<long long>(so.sink),
-                    static_cast<long long>(so.recent));
+      std::snprintf(
+          note, sizeof note,
+          "%d-bit signatures (%.1f ms to sign all keys, kept with the cache), top %lld + sink %lld + recent %lld",
+          so.bits, signing * 1e3, static_cast<long long>(std::min(top_ks[ki], n)), static_cast<long long>(so.sink),
+          static_cast<long long>(so.recent));
       topk.note = note;
       result.push_back(topk);
     }
@@ -465,7 +484,8 @@ std::vector<Row> run_point(const AttentionBenchOptions& o, const att::Inputs& in
 }
 
 int run_attention_bench(const AttentionBenchOptions& o) {
-  if (o.inputs != "random" && o.inputs != "captured") throw Error("--inputs must be random or captured, got '" + o.inputs + "'");
+  if (o.inputs != "random" && o.inputs != "captured")
+    throw Error("--inputs must be random or captured, got '" + o.inputs + "'");
   if (o.inputs == "captured" && o.captured.empty()) throw Error("--inputs captured needs --captured FILE");
   if (o.heads < 1) throw Error("--heads must be >= 1");
   const auto n_values = parse_list(o.n_list, "--n");
@@ -483,7 +503,9 @@ int run_attention_bench(const AttentionBenchOptions& o) {
   fs::create_directories(o.out);
   const std::string csv_path = o.out + "/attention" + (o.causal ? "-causal" : "") + ".csv";
   OutputFile csv(csv_path);
-  csv.write("n,d,heads,causal,inputs,threads,method,seconds,gflops,speedup_vs_exact,rel_l2_error,recall,workspace_bytes,rss_growth_bytes,note\n");
+  csv.write(
+      "n,d,heads,causal,inputs,threads,method,seconds,gflops,speedup_vs_exact,rel_l2_error,recall,workspace_bytes,rss_"
+      "growth_bytes,note\n");
   ojson report = ojson::array();
   bool saved = false;
   for (std::int64_t d : d_values) {
@@ -510,23 +532,33 @@ int run_attention_bench(const AttentionBenchOptions& o) {
       for (const Row& r : rows) {
         char line[512];
         std::snprintf(line, sizeof line, "%lld,%lld,%lld,%d,%s,%d,%s,%.6g,%.4g,%.4g,%.4g,%.4g,%lld,%lld,\"%s\"\n",
-                      static_cast<long long>(n), static_cast<long long>(d), static_cast<long long>(in.heads), o.causal ? 1 : 0,
-                      o.inputs.c_str(), o.threads, r.method.c_str(), r.seconds, r.gflops, r.speedup, r.error, r.recall,
-                      static_cast<long long>(r.memory.workspace_bytes), static_cast<long long>(r.memory.rss_growth_bytes),
-                      r.note.c_str());
+                      static_cast<long long>(n), static_cast<long long>(d), static_cast<long long>(in.heads),
+                      o.causal ? 1 : 0, o.inputs.c_str(), o.threads, r.method.c_str(), r.seconds, r.gflops, r.speedup,
+                      r.error, r.recall, static_cast<long long>(r.memory.workspace_bytes),
+                      static_cast<long long>(r.memory.rss_growth_bytes), r.note.c_str());
         csv.write(line);
-        report.push_back({{"n", n}, {"d", d}, {"heads", in.heads}, {"causal", o.causal}, {"inputs", o.inputs},
-                          {"threads", o.threads}, {"method", r.method}, {"seconds", r.seconds}, {"gflops", r.gflops},
-                          {"speedup_vs_exact", r.speedup}, {"rel_l2_error", r.error}, {"recall", r.recall},
-                          {"workspace_bytes", r.memory.workspace_bytes}, {"rss_growth_bytes", r.memory.rss_growth_bytes},
+        report.push_back({{"n", n},
+                          {"d", d},
+                          {"heads", in.heads},
+                          {"causal", o.causal},
+                          {"inputs", o.inputs},
+                          {"threads", o.threads},
+                          {"method", r.method},
+                          {"seconds", r.seconds},
+                          {"gflops", r.gflops},
+                          {"speedup_vs_exact", r.speedup},
+                          {"rel_l2_error", r.error},
+                          {"recall", r.recall},
+                          {"workspace_bytes", r.memory.workspace_bytes},
+                          {"rss_growth_bytes", r.memory.rss_growth_bytes},
                           {"note", r.note}});
       }
       if (!o.json) {
         std::printf("n = %lld, d = %lld, heads %lld, %s, %s inputs, %d thread(s)\n", static_cast<long long>(n),
                     static_cast<long long>(d), static_cast<long long>(in.heads), o.causal ? "causal" : "non-causal",
                     o.inputs.c_str(), o.threads);
-        std::printf("  %-19s %10s %9s %8s %9s %7s %11s %11s\n", "method", "time", "GFLOP/s", "speedup", "rel.err", "recall",
-                    "workspace", "RSS growth");
+        std::printf("  %-19s %10s %9s %8s %9s %7s %11s %11s\n", "method", "time", "GFLOP/s", "speedup", "rel.err",
+                    "recall", "workspace", "RSS growth");
         for (const Row& r : rows) {
           if (r.method == "sgemm") {
             std::printf("  %-19s %10s %9.1f  (exact at %.2fx of sgemm's rate)\n", "sgemm (anchor)", "", r.gflops,
@@ -535,10 +567,11 @@ int run_attention_bench(const AttentionBenchOptions& o) {
           }
           char recall[16] = "      -";
           if (r.recall >= 0) std::snprintf(recall, sizeof recall, "%7.3f", r.recall);
-          std::printf("  %-19s %8.3f ms %9.1f %7.1fx %9.2g %s %11s %11s  %s\n", r.method.c_str(), r.seconds * 1e3,
-                      r.gflops, r.speedup, r.error, recall, human_bytes(static_cast<double>(r.memory.workspace_bytes)).c_str(),
-                      r.memory.rss_growth_bytes < 0 ? "-" : human_bytes(static_cast<double>(r.memory.rss_growth_bytes)).c_str(),
-                      r.note.c_str());
+          std::printf(
+              "  %-19s %8.3f ms %9.1f %7.1fx %9.2g %s %11s %11s  %s\n", r.method.c_str(), r.seconds * 1e3, r.gflops,
+              r.speedup, r.error, recall, human_bytes(static_cast<double>(r.memory.workspace_bytes)).c_str(),
+              r.memory.rss_growth_bytes < 0 ? "-" : human_bytes(static_cast<double>(r.memory.rss_growth_bytes)).c_str(),
+              r.note.c_str());
         }
       }
     }
@@ -566,13 +599,15 @@ int run_attention_bench(const AttentionBenchOptions& o) {
 
 void register_bench_attention(CLI::App* bench, Action& action) {
   auto o = std::make_shared<AttentionBenchOptions>();
-  CLI::App* a = bench->add_subcommand("attention", "Exact, LSH, bucket and signature top-k attention vs exact and sgemm");
+  CLI::App* a =
+      bench->add_subcommand("attention", "Exact, LSH, bucket and signature top-k attention vs exact and sgemm");
   a->add_option("--n", o->n_list, "Sequence lengths, comma-separated")->capture_default_str();
   a->add_option("--d", o->d_list, "Head dims, comma-separated")->capture_default_str();
   a->add_flag("--causal", o->causal, "Causal masks (FLOPs counted as half)");
   a->add_option("--inputs", o->inputs, "random (clustered; docs/attention.md) or captured")->capture_default_str();
   a->add_option("--captured", o->captured, "safetensors file with F32 q, k, v [heads, n, d] (--inputs captured)");
-  a->add_option("--save-inputs", o->save_inputs, "Write the first point's inputs as such a file (a self-test of --captured)");
+  a->add_option("--save-inputs", o->save_inputs,
+                "Write the first point's inputs as such a file (a self-test of --captured)");
   a->add_option("--heads", o->heads, "Heads of the random inputs")->capture_default_str();
   a->add_option("--threads", o->threads, "Threads for every method (the sgemm anchor uses 1)")->capture_default_str();
   a->add_option("--lsh-rounds", o->lsh_rounds, "LSH hash rounds")->capture_default_str();

@@ -73,7 +73,8 @@ class BucketHasher {
         EVP_DigestFinal_ex(ctx_, digest, &length) != 1) {
       throw Error("bucket attention: SHA-256 failed (OpenSSL)");
     }
-    const std::uint64_t first = digest[0] | digest[1] << 8 | digest[2] << 16 | static_cast<std::uint64_t>(digest[3]) << 24;
+    const std::uint64_t first =
+        digest[0] | digest[1] << 8 | digest[2] << 16 | static_cast<std::uint64_t>(digest[3]) << 24;
     return static_cast<std::uint32_t>(first & mask_);
   }
 
@@ -125,7 +126,8 @@ RoundSlots round_slots(const Dims& d, const BucketOptions& o, int round, const f
   FlatIndex index;
   auto same = [](std::uint32_t) { return true; };  // the fingerprint is the bucket id itself
   for (std::int64_t i = 0; i < n; ++i) {
-    const std::uint32_t found = index.find_or_insert(key_ids[static_cast<std::size_t>(i)], static_cast<std::uint32_t>(r.slots), same);
+    const std::uint32_t found =
+        index.find_or_insert(key_ids[static_cast<std::size_t>(i)], static_cast<std::uint32_t>(r.slots), same);
     r.key_slot[static_cast<std::size_t>(i)] = static_cast<std::int32_t>(found == FlatIndex::kNone ? r.slots++ : found);
   }
   for (std::int64_t i = 0; i < n; ++i) {
@@ -265,8 +267,8 @@ void bucket_backward(const Dims& d, const float* q, const float* k, const std::i
   });
 }
 
-void bucket_reference_forward(const Dims& d, const float* q, const float* k, const float* v,
-                              const std::int64_t* tokens, double* out, const BucketOptions& o) {
+void bucket_reference_forward(const Dims& d, const float* q, const float* k, const float* v, const std::int64_t* tokens,
+                              double* out, const BucketOptions& o) {
   check_bucket(d, o, q, k, tokens, "bucket_reference_forward");
   const std::int64_t n = d.queries, dv = d.value_dim;
   std::vector<std::uint32_t> key_ids(static_cast<std::size_t>(o.rounds * d.heads * n)), query_ids(key_ids.size());
@@ -289,7 +291,8 @@ void bucket_reference_forward(const Dims& d, const float* q, const float* k, con
         }
         if (count == 0) continue;
         ++used;
-        for (std::int64_t c = 0; c < dv; ++c) o_row[c] += mean[static_cast<std::size_t>(c)] / static_cast<double>(count);
+        for (std::int64_t c = 0; c < dv; ++c)
+          o_row[c] += mean[static_cast<std::size_t>(c)] / static_cast<double>(count);
       }
       for (std::int64_t c = 0; c < dv; ++c) o_row[c] /= std::max(used, 1);
     }

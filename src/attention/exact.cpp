@@ -67,9 +67,8 @@ void decode_forward(const Dims& d, const float* q, const float* k, const float* 
     for (std::int64_t item = begin; item < end; ++item) {
       const std::int64_t h = item / d.queries, i = item % d.queries;
       const std::int64_t count = o.causal ? i + offset + 1 : d.keys;
-      tiles::decode_rows(d.dim, d.value_dim, q + item * d.dim, k + h * d.keys * d.dim,
-                         v + h * d.keys * d.value_dim, nullptr, count, scale, out + item * d.value_dim,
-                         lse ? lse + item : nullptr, scratch.data());
+      tiles::decode_rows(d.dim, d.value_dim, q + item * d.dim, k + h * d.keys * d.dim, v + h * d.keys * d.value_dim,
+                         nullptr, count, scale, out + item * d.value_dim, lse ? lse + item : nullptr, scratch.data());
     }
   });
 }
@@ -124,12 +123,17 @@ void exact_forward(const Dims& d, const float* q, const float* k, const float* v
   });
 }
 
-void exact_backward(const Dims& d, const float* q, const float* k, const float* v, const float* out,
-                    const float* lse, const float* grad_out, float* grad_q, float* grad_k, float* grad_v,
-                    const ExactOptions& o) {
+void exact_backward(const Dims& d, const float* q, const float* k, const float* v, const float* out, const float* lse,
+                    const float* grad_out, float* grad_q, float* grad_k, float* grad_v, const ExactOptions& o) {
   check_exact(d, o, "exact_backward");
-  for (auto [p, name] : {std::pair{q, "q"}, {k, "k"}, {v, "v"}, {out, "out"}, {lse, "lse"}, {grad_out, "grad_out"},
-                         {static_cast<const float*>(grad_q), "grad_q"}, {static_cast<const float*>(grad_k), "grad_k"},
+  for (auto [p, name] : {std::pair{q, "q"},
+                         {k, "k"},
+                         {v, "v"},
+                         {out, "out"},
+                         {lse, "lse"},
+                         {grad_out, "grad_out"},
+                         {static_cast<const float*>(grad_q), "grad_q"},
+                         {static_cast<const float*>(grad_k), "grad_k"},
                          {static_cast<const float*>(grad_v), "grad_v"}}) {
     check_pointer(p, name, "exact_backward");
   }

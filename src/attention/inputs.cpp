@@ -14,8 +14,10 @@ Inputs load_inputs(const std::string& path) {
   auto fail = [&](const std::string& what) -> Error { return Error("attention inputs '" + path + "': " + what); };
   if (bytes.size() < 8) throw fail("too short for a safetensors file");
   std::uint64_t header_length = 0;
-  for (int i = 7; i >= 0; --i) header_length = header_length << 8 | static_cast<unsigned char>(bytes[static_cast<std::size_t>(i)]);
-  if (header_length > bytes.size() - 8) throw fail("header length " + std::to_string(header_length) + " exceeds the file");
+  for (int i = 7; i >= 0; --i)
+    header_length = header_length << 8 | static_cast<unsigned char>(bytes[static_cast<std::size_t>(i)]);
+  if (header_length > bytes.size() - 8)
+    throw fail("header length " + std::to_string(header_length) + " exceeds the file");
   nlohmann::json header;
   try {
     header = nlohmann::json::parse(bytes.substr(8, header_length));
@@ -39,7 +41,8 @@ Inputs load_inputs(const std::string& path) {
     }
     const auto offsets = t.value("data_offsets", std::vector<std::uint64_t>{});
     const std::uint64_t count = static_cast<std::uint64_t>(shape[0] * shape[1] * shape[2]);
-    if (offsets.size() != 2 || offsets[1] < offsets[0] || offsets[1] - offsets[0] != count * 4 || offsets[1] > data.size()) {
+    if (offsets.size() != 2 || offsets[1] < offsets[0] || offsets[1] - offsets[0] != count * 4 ||
+        offsets[1] > data.size()) {
       throw fail(std::string("tensor \"") + name + "\" has bad data_offsets");
     }
     std::vector<float>& out = name[0] == 'q' ? inputs.q : name[0] == 'k' ? inputs.k : inputs.v;
@@ -51,14 +54,16 @@ Inputs load_inputs(const std::string& path) {
 
 void save_inputs(const std::string& path, const Inputs& inputs) {
   const std::uint64_t count = static_cast<std::uint64_t>(inputs.heads * inputs.tokens * inputs.dim);
-  if (inputs.heads < 1 || inputs.tokens < 1 || inputs.dim < 1) throw Error("save_inputs: heads, tokens and dim must be >= 1");
+  if (inputs.heads < 1 || inputs.tokens < 1 || inputs.dim < 1)
+    throw Error("save_inputs: heads, tokens and dim must be >= 1");
   if (inputs.q.size() != count || inputs.k.size() != count || inputs.v.size() != count) {
     throw Error("save_inputs: q, k and v must each hold heads·tokens·dim = " + std::to_string(count) + " values");
   }
   nlohmann::ordered_json header;
   std::uint64_t at = 0;
   for (const char* name : {"q", "k", "v"}) {
-    header[name] = {{"dtype", "F32"}, {"shape", {inputs.heads, inputs.tokens, inputs.dim}}, {"data_offsets", {at, at + count * 4}}};
+    header[name] = {
+        {"dtype", "F32"}, {"shape", {inputs.heads, inputs.tokens, inputs.dim}}, {"data_offsets", {at, at + count * 4}}};
     at += count * 4;
   }
   header["__metadata__"] = {{"format", "hashmem attention inputs"}};

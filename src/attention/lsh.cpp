@@ -18,11 +18,6 @@
 namespace hashmem::attention {
 namespace {
 
-using tiles::Buffer;
-using tiles::kPanel;
-using tiles::Panels;
-using tiles::round_up;
-
 constexpr float kNormEps = 1e-6f;  // keys shorter than this are divided by it instead of by their length
 constexpr std::int64_t kHashBlock = 256;
 
@@ -41,12 +36,17 @@ void check_lsh(const Dims& d, const LshOptions& o, const char* method) {
 // What every head of a call shares: sizes, the bucket count and its factorisation, and the rotations.
 struct LshPlan {
   std::int64_t n, dim, chunk, chunks, padded_chunk, slots, buckets;
-  std::vector<std::int64_t> factors;   // buckets = Π factors
-  std::vector<Projection> rotations;   // [round · factors.size() + f]: [dim, factors[f] / 2]
+  std::vector<std::int64_t> factors;  // buckets = Π factors
+  std::vector<Projection> rotations;  // [round · factors.size() + f]: [dim, factors[f] / 2]
 
   LshPlan(const Dims& d, const LshOptions& o)
-      : n(d.queries), dim(d.dim), chunk(std::min(o.chunk, d.queries)), chunks((n + chunk - 1) / chunk),
-        padded_chunk(round_up(chunk, kPanel)), slots(chunks * padded_chunk), buckets(o.buckets) {
+      : n(d.queries),
+        dim(d.dim),
+        chunk(std::min(o.chunk, d.queries)),
+        chunks((n + chunk - 1) / chunk),
+        padded_chunk(tiles::round_up(chunk, tiles::kPanel)),
+        slots(chunks * padded_chunk),
+        buckets(o.buckets) {
     if (buckets == 0) {
       buckets = 2;
       while (buckets < 2 * chunks) buckets *= 2;
@@ -72,7 +72,7 @@ struct LshPlan {
   std::int64_t key_cols(std::int64_t c) const { return c > 0 ? 2 * padded_chunk : padded_chunk; }
 
   // buckets[i] of the n rows of x for `round`: argmax([xR; −xR]) per factor, combined in mixed radix.
-  void hash(int round, const float* x, std::int32_t* out, Buffer<float>& projected) const {
+  void hash(int round, const float* x, std::int32_t* out, tiles::Buffer<float>& projected) const {
     std::fill_n(out, n, 0);
     for (std::size_t f = 0; f < factors.size(); ++f) {
       const Projection& rotation = rotations[static_cast<std::size_t>(round) * factors.size() + f];
@@ -98,7 +98,7 @@ struct LshPlan {
   }
 
   // Stable counting sort by bucket: slot_pos[slot] = position, kPadding in the chunks' padding.
-  void sort(const std::int32_t* bucket, std::int32_t* slot_pos, Buffer<std::int64_t>& counts) const {
+  void sort(const std::int32_t* bucket, std::int32_t* slot_pos, tiles::Buffer<std::int64_t>& counts) const {
     counts.zero(buckets + 1);
     for (std::int64_t i = 0; i < n; ++i) ++counts[bucket[i] + 1];
     for (std::int64_t b = 0; b < buckets; ++b) counts[b + 1] += counts[b];
@@ -132,7 +132,7 @@ void lsh_buckets(const Dims& d, const float* qk, const LshOptions& o, std::int32
   check_lsh(d, o, "lsh_buckets");
   check_pointer(qk, "qk", "lsh_buckets");
   const LshPlan plan(d, o);
-  Buffer<float> projected;
+  tiles::Buffer<float> projected;
   for (int r = 0; r < o.rounds; ++r) {
     for (std::int64_t h = 0; h < d.heads; ++h) {
       plan.hash(r, qk + h * d.queries * d.dim, buckets + (r * d.heads + h) * d.queries, projected);
@@ -146,14 +146,15 @@ void lsh_forward(const Dims& d, const float* qk, const float* v, float* out, flo
     check_pointer(p, name, "lsh_forward");
   }
   const LshPlan plan(d, o);
-  const std::int64_t n = d.queries, dim = d.dim, dv = d.value_dim, dvp = round_up(dv, kPanel);
+  const std::int64_t n = d.queries, dim = d.dim, dv = d.value_dim, dvp = tiles::round_up(dv, tiles::kPanel);
   const std::int64_t slots = plan.slots, pc = plan.padded_chunk;
   const float score_scale = resolve_scale(o.scale, dim) * tiles::kLog2e;
   parallel_for(d.heads, o.threads, [&](std::int64_t begin, std::int64_t end) {
-    Buffer<float> kn(n * dim), norms(n), qs(slots * dim), kt(slots * dim), vp(slots * dvp), projected;
-    Buffer<float> scores(pc * 2 * pc), alpha(pc), row_max(pc), row_sum(pc), acc(pc * dvp), chunk_lse(pc), merged_lse(n);
-    Buffer<std::int32_t> bucket(n), slot_pos(slots);
-    Buffer<std::int64_t> counts;
+    tiles::Buffer<float> kn(n * dim), norms(n), qs(slots * dim), kt(slots * dim), vp(slots * dvp), projected;
+    tiles::Buffer<float> scores(pc * 2 * pc), alpha(pc), row_max(pc), row_sum(pc), acc(pc * dvp), chunk_lse(pc),
+        merged_lse(n);
+    tiles::Buffer<std::int32_t> bucket(n), slot_pos(slots);
+    tiles::Buffer<std::int64_t> counts;
     for (std::int64_t h = begin; h < end; ++h) {
       const float* x = qk + h * n * dim;
       const float* vh = v + h * n * dv;
@@ -172,8 +173,9 @@ void lsh_forward(const Dims& d, const float* qk, const float* v, float* out, flo
           const tiles::BlockMask mask{slot_pos.data() + c * pc, slot_pos.data() + start, o.causal, true};
           tiles::start_rows(rows, dvp, state);
           tiles::forward_block(rows, plan.key_cols(c), dim, dvp, qs.data() + c * pc * dim, dim,
-                               Panels{kt.data() + start * dim, kPanel * dim}, Panels{vp.data() + start * kPanel, slots * kPanel},
-                               score_scale, &mask, state, scores.data(), alpha.data());
+                               tiles::Panels{kt.data() + start * dim, tiles::kPanel * dim},
+                               tiles::Panels{vp.data() + start * tiles::kPanel, slots * tiles::kPanel}, score_scale,
+                               &mask, state, scores.data(), alpha.data());
           tiles::finish_rows(rows, dvp, state, chunk_lse.data());
           for (std::int64_t i = 0; i < rows; ++i) {
             const std::int64_t p = slot_pos[c * pc + i];
@@ -201,22 +203,28 @@ void lsh_forward(const Dims& d, const float* qk, const float* v, float* out, flo
 void lsh_backward(const Dims& d, const float* qk, const float* v, const float* out, const float* lse,
                   const float* grad_out, float* grad_qk, float* grad_v, const LshOptions& o) {
   check_lsh(d, o, "lsh_backward");
-  for (auto [p, name] : {std::pair{qk, "qk"}, {v, "v"}, {out, "out"}, {lse, "lse"}, {grad_out, "grad_out"},
-                         {static_cast<const float*>(grad_qk), "grad_qk"}, {static_cast<const float*>(grad_v), "grad_v"}}) {
+  for (auto [p, name] : {std::pair{qk, "qk"},
+                         {v, "v"},
+                         {out, "out"},
+                         {lse, "lse"},
+                         {grad_out, "grad_out"},
+                         {static_cast<const float*>(grad_qk), "grad_qk"},
+                         {static_cast<const float*>(grad_v), "grad_v"}}) {
     check_pointer(p, name, "lsh_backward");
   }
   const LshPlan plan(d, o);
   const std::int64_t n = d.queries, dim = d.dim, dv = d.value_dim;
-  const std::int64_t dp = round_up(dim, kPanel), dvp = round_up(dv, kPanel), slots = plan.slots, pc = plan.padded_chunk;
+  const std::int64_t dp = tiles::round_up(dim, tiles::kPanel), dvp = tiles::round_up(dv, tiles::kPanel),
+                     slots = plan.slots, pc = plan.padded_chunk;
   const float scale = resolve_scale(o.scale, dim), score_scale = scale * tiles::kLog2e;
   parallel_for(d.heads, o.threads, [&](std::int64_t begin, std::int64_t end) {
-    Buffer<float> kn(n * dim), norms(n), lse2(n), delta(n), projected;
-    Buffer<float> qs(slots * dim), dos(slots * dv), lse2s(slots), deltas(slots);
+    tiles::Buffer<float> kn(n * dim), norms(n), lse2(n), delta(n), projected;
+    tiles::Buffer<float> qs(slots * dim), dos(slots * dv), lse2s(slots), deltas(slots);
     tiles::BackwardPacks packs;
-    Buffer<float> dq_s(slots * dp), dk_s(slots * dp), dv_s(slots * dvp), scratch(3 * pc * 2 * pc);
-    Buffer<float> gq(n * dim), gk(n * dim), gv(n * dv);
-    Buffer<std::int32_t> bucket(n), slot_pos(slots);
-    Buffer<std::int64_t> counts;
+    tiles::Buffer<float> dq_s(slots * dp), dk_s(slots * dp), dv_s(slots * dvp), scratch(3 * pc * 2 * pc);
+    tiles::Buffer<float> gq(n * dim), gk(n * dim), gv(n * dv);
+    tiles::Buffer<std::int32_t> bucket(n), slot_pos(slots);
+    tiles::Buffer<std::int64_t> counts;
     for (std::int64_t h = begin; h < end; ++h) {
       const float* x = qk + h * n * dim;
       const float* vh = v + h * n * dv;
@@ -278,7 +286,7 @@ std::vector<std::vector<std::int64_t>> lsh_attended_keys(const Dims& d, const fl
   const LshPlan plan(d, o);
   const std::int64_t n = d.queries;
   std::vector<std::vector<std::int64_t>> keys(queries.size());
-  Buffer<float> projected;
+  tiles::Buffer<float> projected;
   std::vector<std::int32_t> bucket(static_cast<std::size_t>(n));
   std::vector<std::int64_t> order(static_cast<std::size_t>(n)), rank(static_cast<std::size_t>(n));
   for (int r = 0; r < o.rounds; ++r) {
@@ -290,7 +298,8 @@ std::vector<std::vector<std::int64_t>> lsh_attended_keys(const Dims& d, const fl
       const std::int64_t i = queries[qi];
       if (i < 0 || i >= n) throw Error("lsh_attended_keys: query " + std::to_string(i) + " out of range");
       const std::int64_t c = rank[i] / plan.chunk;
-      const std::int64_t first = std::max<std::int64_t>(0, (c - 1) * plan.chunk), last = std::min(n, (c + 1) * plan.chunk);
+      const std::int64_t first = std::max<std::int64_t>(0, (c - 1) * plan.chunk),
+                         last = std::min(n, (c + 1) * plan.chunk);
       for (std::int64_t s = first; s < last; ++s) {
         if (!o.causal || order[s] <= i) keys[qi].push_back(order[s]);
       }

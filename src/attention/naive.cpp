@@ -33,7 +33,8 @@ std::int64_t probabilities(const Dims& d, const T* q, const T* k, std::int64_t h
 template <class T>
 void check_reference(const Dims& d, const ExactOptions& o, const char* method) {
   check_dims(d, method);
-  if (o.causal && d.keys < d.queries) throw Error(std::string(method) + ": a causal mask needs dims.keys >= dims.queries");
+  if (o.causal && d.keys < d.queries)
+    throw Error(std::string(method) + ": a causal mask needs dims.keys >= dims.queries");
 }
 
 }  // namespace
@@ -50,7 +51,8 @@ void exact_reference_forward(const Dims& d, const T* q, const T* k, const T* v, 
       T* o_row = out + (h * d.queries + i) * d.value_dim;
       std::fill_n(o_row, d.value_dim, T(0));
       for (std::int64_t j = 0; j < visible; ++j) {
-        for (std::int64_t c = 0; c < d.value_dim; ++c) o_row[c] += p[static_cast<std::size_t>(j)] * v[(h * d.keys + j) * d.value_dim + c];
+        for (std::int64_t c = 0; c < d.value_dim; ++c)
+          o_row[c] += p[static_cast<std::size_t>(j)] * v[(h * d.keys + j) * d.value_dim + c];
       }
       if (lse) lse[h * d.queries + i] = row_lse;
     }
@@ -58,8 +60,8 @@ void exact_reference_forward(const Dims& d, const T* q, const T* k, const T* v, 
 }
 
 template <class T>
-void exact_reference_backward(const Dims& d, const T* q, const T* k, const T* v, const T* grad_out, T* grad_q, T* grad_k,
-                              T* grad_v, const ExactOptions& o) {
+void exact_reference_backward(const Dims& d, const T* q, const T* k, const T* v, const T* grad_out, T* grad_q,
+                              T* grad_k, T* grad_v, const ExactOptions& o) {
   check_reference<T>(d, o, "exact_reference_backward");
   const T scale = static_cast<T>(o.scale > 0 ? o.scale : 1.0 / std::sqrt(static_cast<double>(d.dim)));
   std::fill_n(grad_q, d.heads * d.queries * d.dim, T(0));
@@ -97,7 +99,7 @@ template void exact_reference_forward<double>(const Dims&, const double*, const 
                                               double*, const ExactOptions&);
 template void exact_reference_backward<float>(const Dims&, const float*, const float*, const float*, const float*,
                                               float*, float*, float*, const ExactOptions&);
-template void exact_reference_backward<double>(const Dims&, const double*, const double*, const double*,
-                                               const double*, double*, double*, double*, const ExactOptions&);
+template void exact_reference_backward<double>(const Dims&, const double*, const double*, const double*, const double*,
+                                               double*, double*, double*, const ExactOptions&);
 
 }  // namespace hashmem::attention

@@ -27,8 +27,8 @@ Projection::Projection(std::uint64_t seed, std::uint64_t stream, std::int64_t di
 }
 
 void Projection::apply(std::int64_t rows, const float* x, std::int64_t ldx, float* out) const {
-  tiles::gemm(rows, padded_cols_, dim_, x, ldx, tiles::Panels{packed_.data(), dim_ * tiles::kPanel}, out,
-              padded_cols_, false);
+  tiles::gemm(rows, padded_cols_, dim_, x, ldx, tiles::Panels{packed_.data(), dim_ * tiles::kPanel}, out, padded_cols_,
+              false);
 }
 
 void Projection::sign_bits(std::int64_t rows, const float* x, std::int64_t ldx, std::uint64_t* out) const {

@@ -18,7 +18,8 @@ namespace {
 constexpr std::uint64_t kSignatureStream = 2000;  // P = Projection(seed, 2000): apart from LSH's and buckets' streams
 
 void check_bits(int bits, const char* method) {
-  if (bits != 32 && bits != 64) throw Error(std::string(method) + ": bits must be 32 or 64, got " + std::to_string(bits));
+  if (bits != 32 && bits != 64)
+    throw Error(std::string(method) + ": bits must be 32 or 64, got " + std::to_string(bits));
 }
 
 void check_selection(const SignatureOptions& o, std::int64_t keys, const char* method) {
@@ -38,7 +39,8 @@ const Projection& signature_projection(std::uint64_t seed, std::int64_t dim, int
     std::unique_ptr<Projection> projection;
   };
   thread_local Cached cached;
-  if (!cached.projection || cached.seed != seed || cached.projection->dim() != dim || cached.projection->cols() != bits) {
+  if (!cached.projection || cached.seed != seed || cached.projection->dim() != dim ||
+      cached.projection->cols() != bits) {
     cached.projection = std::make_unique<Projection>(seed, kSignatureStream, dim, bits);
     cached.seed = seed;
   }
@@ -95,8 +97,11 @@ void signature_topk_decode(const Dims& d, const float* q, const float* k, const 
     throw Error("signature_topk_decode: dims.queries must be 1 (one query per head), got " + std::to_string(d.queries));
   }
   check_selection(o, d.keys, "signature_topk_decode");
-  for (auto [p, name] : {std::pair<const void*, const char*>{q, "q"}, {k, "k"}, {v, "v"},
-                         {key_signatures, "key_signatures"}, {out, "out"}}) {
+  for (auto [p, name] : {std::pair<const void*, const char*>{q, "q"},
+                         {k, "k"},
+                         {v, "v"},
+                         {key_signatures, "key_signatures"},
+                         {out, "out"}}) {
     check_pointer(p, name, "signature_topk_decode");
   }
   const std::int64_t m = d.keys, dim = d.dim, dv = d.value_dim;

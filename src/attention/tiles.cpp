@@ -27,8 +27,8 @@ std::int64_t peak_workspace_bytes() { return workspace_peak.load(); }
 namespace tiles {
 namespace {
 
-using simd::Vec;
 using simd::kLanes;
+using simd::Vec;
 
 template <int R>
 void micro_kernel(std::int64_t k, const float* a, std::int64_t lda, const float* b, float* c, std::int64_t ldc,

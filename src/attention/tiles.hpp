@@ -18,7 +18,7 @@
 
 namespace hashmem::attention::tiles {
 
-constexpr int kPanel = 2 * simd::kLanes;                  // columns per packed panel (two vectors)
+constexpr int kPanel = 2 * simd::kLanes;                                     // columns per packed panel (two vectors)
 constexpr int kRows = simd::kLanes == 16 ? 8 : (simd::kLanes == 8 ? 6 : 4);  // rows per register block
 constexpr float kLog2e = 1.4426950408889634f;
 constexpr float kLn2 = 0.6931471805599453f;
@@ -129,9 +129,9 @@ void forward_block(std::int64_t rows, std::int64_t cols, std::int64_t dim, std::
 
 // The operands of backward_block: the block's query rows and key columns in the layouts its five GEMMs read.
 struct BackwardOperands {
-  const float* q;      // [rows, dim], ldq
+  const float* q;  // [rows, dim], ldq
   std::int64_t ldq;
-  const float* dout;   // [rows, value_dim], lddo
+  const float* dout;  // [rows, value_dim], lddo
   std::int64_t lddo;
   Panels kt;           // Kᵀ: K-dim dim, N = cols
   Panels vt;           // Vᵀ: K-dim value_dim, N = cols

@@ -72,8 +72,11 @@ struct ExactArgs {
 };
 
 ExactArgs exact_args(const Tensor& q, const Tensor& k, const Tensor& v, bool causal, double scale) {
-  ExactArgs a{float_input(q, "attention_exact", "q"), float_input(k, "attention_exact", "k"),
-              float_input(v, "attention_exact", "v"), {}, {causal, scale, threads()}};
+  ExactArgs a{float_input(q, "attention_exact", "q"),
+              float_input(k, "attention_exact", "k"),
+              float_input(v, "attention_exact", "v"),
+              {},
+              {causal, scale, threads()}};
   a.dims.heads = heads_of(a.q, 2, a.q, "attention_exact", "q");
   heads_of(a.k, 2, a.q, "attention_exact", "k");
   heads_of(a.v, 2, a.q, "attention_exact", "v");
@@ -108,8 +111,8 @@ class ExactFunction : public torch::autograd::Function<ExactFunction> {
   }
   static tensor_list backward(AutogradContext* ctx, tensor_list grads) {
     const auto s = ctx->get_saved_variables();
-    const ExactArgs a = exact_args(s[0], s[1], s[2], ctx->saved_data["causal"].toBool(),
-                                   ctx->saved_data["scale"].toDouble());
+    const ExactArgs a =
+        exact_args(s[0], s[1], s[2], ctx->saved_data["causal"].toBool(), ctx->saved_data["scale"].toDouble());
     const Tensor g = grads[0].contiguous();
     Tensor gq = torch::empty_like(a.q), gk = torch::empty_like(a.k), gv = torch::empty_like(a.v);
     run("attention_exact", [&] {
@@ -195,8 +198,12 @@ struct BucketArgs {
 BucketArgs bucket_args(const Tensor& q, const Tensor& k, const Tensor& v, const Tensor& tokens, const std::string& key,
                        const std::string& hash, int64_t bucket_bits, int64_t sign_bits, int64_t rounds, bool causal,
                        int64_t seed) {
-  BucketArgs a{float_input(q, "attention_bucket", "q"), float_input(k, "attention_bucket", "k"),
-               float_input(v, "attention_bucket", "v"), Tensor(), {}, {}};
+  BucketArgs a{float_input(q, "attention_bucket", "q"),
+               float_input(k, "attention_bucket", "k"),
+               float_input(v, "attention_bucket", "v"),
+               Tensor(),
+               {},
+               {}};
   a.dims.heads = heads_of(a.q, 2, a.q, "attention_bucket", "q");
   heads_of(a.k, 2, a.q, "attention_bucket", "k");
   heads_of(a.v, 2, a.q, "attention_bucket", "v");
@@ -205,9 +212,10 @@ BucketArgs bucket_args(const Tensor& q, const Tensor& k, const Tensor& v, const 
   a.dims.value_dim = a.v.size(-1);
   TORCH_CHECK(a.k.sizes() == a.q.sizes(), "hashmem.attention_bucket: k must have q's shape");
   TORCH_CHECK(a.v.size(-2) == a.dims.queries, "hashmem.attention_bucket: v must have as many rows as q");
-  TORCH_CHECK(key == "lsh" || key == "token", "hashmem.attention_bucket: key must be \"lsh\" or \"token\", got \"", key, "\"");
-  TORCH_CHECK(hash == "xxh3" || hash == "sha256", "hashmem.attention_bucket: hash must be \"xxh3\" or \"sha256\", got \"",
-              hash, "\"");
+  TORCH_CHECK(key == "lsh" || key == "token", "hashmem.attention_bucket: key must be \"lsh\" or \"token\", got \"", key,
+              "\"");
+  TORCH_CHECK(hash == "xxh3" || hash == "sha256",
+              "hashmem.attention_bucket: hash must be \"xxh3\" or \"sha256\", got \"", hash, "\"");
   auto& o = a.options;
   o.key = key == "token" ? hashmem::attention::BucketKey::token : hashmem::attention::BucketKey::lsh_bits;
   o.hash = hash == "sha256" ? hashmem::attention::BucketHash::sha256 : hashmem::attention::BucketHash::xxh3;
@@ -298,7 +306,8 @@ Tensor attention_signatures(Tensor k, int64_t bits, int64_t seed) {
 
 Tensor attention_signature_topk(Tensor q, Tensor k, Tensor v, Tensor signatures, int64_t top_k, int64_t sink,
                                 int64_t recent, int64_t bits, int64_t seed) {
-  const Tensor kc = float_input(k, "attention_signature_topk", "k"), vc = float_input(v, "attention_signature_topk", "v");
+  const Tensor kc = float_input(k, "attention_signature_topk", "k"),
+               vc = float_input(v, "attention_signature_topk", "v");
   TORCH_CHECK(q.defined() && q.scalar_type() == torch::kFloat32 && q.dim() == kc.dim() - 1,
               "hashmem.attention_signature_topk: q must be float32 [..., d] (one query per head of k [..., m, d])");
   const Tensor qc = q.contiguous();
@@ -310,7 +319,8 @@ Tensor attention_signature_topk(Tensor q, Tensor k, Tensor v, Tensor signatures,
   d.keys = kc.size(-2);
   d.dim = kc.size(-1);
   d.value_dim = vc.size(-1);
-  TORCH_CHECK(qc.size(-1) == d.dim && vc.size(-2) == d.keys, "hashmem.attention_signature_topk: q, k, v sizes disagree");
+  TORCH_CHECK(qc.size(-1) == d.dim && vc.size(-2) == d.keys,
+              "hashmem.attention_signature_topk: q, k, v sizes disagree");
   TORCH_CHECK(signatures.scalar_type() == torch::kInt64 && signatures.numel() == d.heads * d.keys,
               "hashmem.attention_signature_topk: signatures must be int64 [..., m] (attention_signatures of k)");
   const Tensor sc = signatures.contiguous();
@@ -337,7 +347,8 @@ TORCH_LIBRARY_FRAGMENT(hashmem, m) {
   m.def("attention_lsh", &hashmem::torch_ops::attention_lsh);
   m.def("attention_bucket", [](Tensor q, Tensor k, Tensor v, Tensor tokens, std::string key, std::string hash,
                                int64_t bucket_bits, int64_t sign_bits, int64_t rounds, bool causal, int64_t seed) {
-    return hashmem::torch_ops::attention_bucket(q, k, v, tokens, key, hash, bucket_bits, sign_bits, rounds, causal, seed);
+    return hashmem::torch_ops::attention_bucket(q, k, v, tokens, key, hash, bucket_bits, sign_bits, rounds, causal,
+                                                seed);
   });
   m.def("attention_signatures", &hashmem::torch_ops::attention_signatures);
   m.def("attention_signature_topk", &hashmem::torch_ops::attention_signature_topk);
