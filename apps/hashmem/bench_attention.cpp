@@ -609,7 +609,9 @@ void register_bench_attention(CLI::App* bench, Action& action) {
   a->add_option("--save-inputs", o->save_inputs,
                 "Write the first point's inputs as such a file (a self-test of --captured)");
   a->add_option("--heads", o->heads, "Heads of the random inputs")->capture_default_str();
-  a->add_option("--threads", o->threads, "Threads for every method (the sgemm anchor uses 1)")->capture_default_str();
+  a->add_option("--threads", o->threads,
+                "Threads for every method (the sgemm anchor uses 1; LSH, bucket and top-k split heads only)")
+      ->capture_default_str();
   a->add_option("--lsh-rounds", o->lsh_rounds, "LSH hash rounds")->capture_default_str();
   a->add_option("--lsh-chunk", o->lsh_chunk, "LSH chunk length")->capture_default_str();
   a->add_option("--bucket-rounds", o->bucket_rounds, "Bucket attention rounds")->capture_default_str();
