@@ -107,12 +107,14 @@ void signature_topk_decode(const Dims& d, const float* q, const float* k, const 
   const std::int64_t m = d.keys, dim = d.dim, dv = d.value_dim;
   const std::int64_t selection = std::min(m, o.sink + o.recent + o.top_k);
   const float scale = resolve_scale(o.scale, dim);
+  // Signed here, not in the workers: their threads are new each call, so their cached projection would be
+  // drawn again every time.
+  std::vector<std::uint64_t> query_signatures(static_cast<std::size_t>(d.heads));
+  simhash_signatures(d.heads, dim, q, o.bits, o.seed, query_signatures.data());
   parallel_for(d.heads, o.threads, [&](std::int64_t begin, std::int64_t end) {
     tiles::Buffer<float> scratch(256);
     for (std::int64_t h = begin; h < end; ++h) {
-      std::uint64_t query_signature;
-      simhash_signatures(1, dim, q + h * dim, o.bits, o.seed, &query_signature);
-      const auto keys = signature_select(query_signature, key_signatures + h * m, m, o);
+      const auto keys = signature_select(query_signatures[static_cast<std::size_t>(h)], key_signatures + h * m, m, o);
       tiles::decode_rows(dim, dv, q + h * dim, k + h * m * dim, v + h * m * dv, keys.data(),
                          static_cast<std::int64_t>(keys.size()), scale, out + h * dv, nullptr, scratch.data());
       if (selected) std::copy(keys.begin(), keys.end(), selected + h * selection);
