@@ -76,3 +76,32 @@ class EngramMemory(nn.Module):
 
     def checkpoint(self):
         self.table.checkpoint()
+
+
+# ---- attention (shapes and semantics: src/torch/attention_autograd.hpp) ----
+
+def attention_exact(q, k, v, causal=False, scale=0.0):
+    """Tiled exact attention: q [..., n, d], k [..., m, d], v [..., m, dv] -> [..., n, dv]; autograd q, k, v."""
+    return torch.ops.hashmem.attention_exact(q, k, v, causal, scale)
+
+
+def attention_lsh(qk, v, rounds=4, buckets=0, chunk=64, causal=False, seed=0):
+    """Reformer LSH attention with shared QK (keys = qk/|qk|): [..., n, d], [..., n, dv] -> [..., n, dv]."""
+    return torch.ops.hashmem.attention_lsh(qk, v, rounds, buckets, chunk, causal, seed)
+
+
+def attention_bucket(q, k, v, tokens=None, key="lsh", hash="xxh3", bucket_bits=16, sign_bits=16, rounds=1,
+                     causal=True, seed=0):
+    """Hash-bucket attention (mean of the values in the query's bucket); gradient to v only."""
+    tokens = torch.zeros(0, dtype=torch.int64) if tokens is None else tokens
+    return torch.ops.hashmem.attention_bucket(q, k, v, tokens, key, hash, bucket_bits, sign_bits, rounds, causal, seed)
+
+
+def attention_signatures(k, bits=64, seed=0):
+    """SimHash signatures of keys [..., m, d] -> int64 [..., m]."""
+    return torch.ops.hashmem.attention_signatures(k, bits, seed)
+
+
+def attention_signature_topk(q, k, v, signatures, top_k=64, sink=4, recent=64, bits=64, seed=0):
+    """One query per head [..., d] against its cache [..., m, d]: exact softmax over the top-k + windows."""
+    return torch.ops.hashmem.attention_signature_topk(q, k, v, signatures, top_k, sink, recent, bits, seed)

@@ -17,6 +17,7 @@ void register_bench(CLI::App& app, Action& action);
 void register_bench_engram(CLI::App* bench, Action& action);  // bench engram-hash
 void register_bench_store(CLI::App* bench, Action& action);   // bench store, bench gather
 void register_bench_model(CLI::App* bench, Action& action);   // bench train-step
+void register_bench_attention(CLI::App* bench, Action& action);  // bench attention
 
 void register_table(CLI::App& app, Action& action);
 void register_train(CLI::App& app, Action& action);  // train, generate, lm compare

@@ -192,6 +192,7 @@ void register_bench(CLI::App& app, Action& action) {
   register_bench_engram(bench, action);
   register_bench_store(bench, action);
   register_bench_model(bench, action);
+  register_bench_attention(bench, action);
 }
 
 }  // namespace hashmem::cli

@@ -134,17 +134,17 @@ int run_train(const TrainArgs& a) {
     return 0;
   }
   if (a.out.empty()) throw Error("--out is required");
+  if (a.resume && !fs::exists(a.out + "/config.json")) throw Error("'" + a.out + "' holds no run to resume (no config.json)");
+  if (!a.resume && (fs::exists(a.out + "/config.json") || fs::exists(a.out + "/checkpoint"))) {
+    throw Error("'" + a.out + "' already holds a run: continue it with --resume, or choose another --out");
+  }
   if (!fs::exists(a.config.corpus + "/manifest.json")) {
     throw Error("corpus '" + a.config.corpus + "' is missing (./run prepares it; or hashmem data prepare --out DIR)");
   }
   std::vector<std::string> args = {"train", "--corpus", a.config.corpus, "--out", a.out};
   if (a.resume) {
     args.push_back("--resume");
-    if (!fs::exists(a.out + "/config.json")) throw Error("'" + a.out + "' holds no run to resume (no config.json)");
   } else {
-    if (fs::exists(a.out + "/config.json") || fs::exists(a.out + "/checkpoint")) {
-      throw Error("'" + a.out + "' already holds a run: continue it with --resume, or choose another --out");
-    }
     fs::create_directories(a.out);
     // The run keeps its tokenizer (generate reads it) and, with Engram, the compression the table is hashed by.
     const MappedFile spm(a.config.corpus + "/spm.model");

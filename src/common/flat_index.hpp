@@ -28,6 +28,7 @@ class FlatIndex {
   }
 
   std::uint64_t size() const { return size_; }
+  std::uint64_t bytes() const { return slots_.size() * sizeof(Slot); }  // the slot array
 
   void prefetch(std::uint64_t fp) const { __builtin_prefetch(&slots_[slot_of(fp)]); }
 

@@ -10,7 +10,8 @@
 //       holds the rows (Adam's per-row moments in "<path>.adam" on the same tier).
 // Empty tensors stand for absent biases / conv weights (the V4.1 variant), and an empty key_w (with empty key_b,
 // norm1, norm2) for the "no gating" ablation (gate = 1). Float32 only, CPU only.
-// This is the only translation unit that includes torch headers (they cost ~16 s to compile).
+// Only src/torch/ includes torch headers (they cost ~16 s per translation unit); the attention operators are in
+// attention_ops.cpp.
 #include <torch/script.h>
 #include <torch/torch.h>
 
