@@ -126,6 +126,22 @@ TEST(Model, EachAblationTrains) {
   }
 }
 
+// Every attention kind trains and generates (the hashed kinds recompute their window per token).
+TEST(Model, EveryAttentionKindTrainsAndGenerates) {
+  REQUIRE_CORPUS();
+  testing::ScratchDir dir;
+  for (const std::string kind : {"torch", "lsh", "bucket", "mixed"}) {
+    const nlohmann::json j = train_json("--tokens 2048 --attention " + kind + " --out " + dir.file(kind), dir);
+    ASSERT_FALSE(j.is_discarded()) << kind;
+    EXPECT_LT(j["last_train_loss"].get<double>(), j["first_train_loss"].get<double>()) << kind;
+    const auto g = run("generate --run " + dir.file(kind) + " --prompt 'In the beginning' --tokens 8 --json", dir);
+    ASSERT_EQ(g.exit_code, 0) << kind << g.err;
+    EXPECT_EQ(nlohmann::json::parse(g.out)["tokens"].size(), 8u) << kind;
+  }
+  const auto r = run("train --attention sparse --out " + dir.file("x"), dir);
+  EXPECT_NE(r.err.find("unknown attention 'sparse'"), std::string::npos) << r.err;
+}
+
 TEST(Model, AStoppedAndResumedRunEndsBitIdenticalToOneRunStraight) {
   REQUIRE_CORPUS();
   testing::ScratchDir dir;

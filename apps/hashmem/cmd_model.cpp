@@ -58,6 +58,7 @@ void add_config_options(CLI::App* app, ConfigArgs& a) {
   flag(app, a, "--eval-every", &Config::eval_every, "Steps between validation losses");
   flag(app, a, "--checkpoint-every", &Config::checkpoint_every, "Steps between checkpoints (0: at the end)");
   flag(app, a, "--threads", &Config::threads, "Threads");
+  flag(app, a, "--attention", &Config::attention, "exact (our tiled kernel), torch (plain libtorch), lsh, bucket or mixed");
   CLI::Option* ablate = app->add_option("--ablate", a.flags.ablate, "Ablations: gate, compression, conv (repeat or comma-separate)")
                             ->delimiter(',');
   a.given.emplace_back(ablate, [](Config& c, const Config& f) { c.ablate = f.ablate; });

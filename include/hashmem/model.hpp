@@ -42,6 +42,14 @@ struct Config {
   // Ablations of the paper: "gate" (gate = 1: the memory is always added), "compression" (raw tokenizer ids
   // instead of compressed ids), "conv" (no ShortConv).
   std::vector<std::string> ablate;
+  // Attention (include/hashmem/attention.hpp): "exact" (our tiled kernel), "torch" (the same softmax from plain
+  // libtorch ops, the reference), "lsh" (Reformer, shared QK), "bucket" (hash-bucket means), "mixed" (the first
+  // exact_heads heads exact, the others bucket heads, each bucket head scaled by a learned weight).
+  std::string attention = "exact";
+  std::int64_t lsh_rounds = 2, lsh_chunk = 32;
+  std::string bucket_key = "lsh";      // "lsh" (sign bits of q/k, hashed with xxh3) or "token" (the token id)
+  std::int64_t bucket_sign_bits = 8, bucket_rounds = 2;
+  std::int64_t exact_heads = 0;        // mixed: heads kept exact; 0 = half
   // ---- training ----
   std::int64_t tokens = 2'000'000;     // training tokens: steps = tokens / (batch · context)
   std::int64_t batch = 16;             // windows per step
@@ -59,6 +67,7 @@ struct Config {
 
   bool has_ablation(const std::string& name) const;
   std::int64_t steps() const { return tokens / (batch * context); }
+  std::int64_t exact_head_count() const { return exact_heads > 0 ? exact_heads : heads / 2; }
   std::int64_t ffn_width() const { return ffn > 0 ? ffn : (8 * dim / 3 + 63) / 64 * 64; }
 };
 

@@ -28,6 +28,13 @@ void visit_fields(C& c, Visit&& v) {
   v("engram_kernel", c.engram_kernel);
   v("engram_init_std", c.engram_init_std);
   v("ablate", c.ablate);
+  v("attention", c.attention);
+  v("lsh_rounds", c.lsh_rounds);
+  v("lsh_chunk", c.lsh_chunk);
+  v("bucket_key", c.bucket_key);
+  v("bucket_sign_bits", c.bucket_sign_bits);
+  v("bucket_rounds", c.bucket_rounds);
+  v("exact_heads", c.exact_heads);
   v("tokens", c.tokens);
   v("batch", c.batch);
   v("lr", c.lr);
@@ -54,6 +61,8 @@ bool json_has_type(const nlohmann::json& j) {
     return j.is_number();
   } else if constexpr (std::is_same_v<T, std::vector<std::int64_t>>) {
     return j.is_array() && std::all_of(j.begin(), j.end(), [](const auto& x) { return x.is_number_integer(); });
+  } else if constexpr (std::is_same_v<T, std::string>) {
+    return j.is_string();
   } else {
     return j.is_array() && std::all_of(j.begin(), j.end(), [](const auto& x) { return x.is_string(); });
   }
@@ -137,6 +146,15 @@ void validate(const Config& c) {
   need(c.final_eval_windows >= 0, "final_eval_windows must be >= 0 (0 = every window)");
   need(c.checkpoint_every >= 0, "checkpoint_every must be >= 0");
   need(c.threads >= 1, "threads must be >= 1");
+  const std::vector<std::string> attentions = {"exact", "torch", "lsh", "bucket", "mixed"};
+  need(std::find(attentions.begin(), attentions.end(), c.attention) != attentions.end(),
+       "unknown attention '" + c.attention + "' (known: exact, torch, lsh, bucket, mixed)");
+  need(c.lsh_rounds >= 1 && c.lsh_rounds <= 64 && c.lsh_chunk >= 1, "lsh_rounds must be in [1, 64] and lsh_chunk >= 1");
+  need(c.bucket_key == "lsh" || c.bucket_key == "token", "bucket_key must be lsh or token, got '" + c.bucket_key + "'");
+  need(c.bucket_sign_bits >= 1 && c.bucket_sign_bits <= 64 && c.bucket_rounds >= 1 && c.bucket_rounds <= 64,
+       "bucket_sign_bits and bucket_rounds must be in [1, 64]");
+  need(c.exact_heads >= 0 && c.exact_heads < c.heads, "exact_heads must be in [0, heads)");
+  need(c.attention != "mixed" || c.exact_head_count() >= 1, "mixed attention needs at least one exact head (heads >= 2)");
   for (const auto& a : c.ablate) {
     need(std::find(kAblations.begin(), kAblations.end(), a) != kAblations.end(),
          "unknown ablation '" + a + "' (known: gate, compression, conv)");

@@ -142,7 +142,7 @@ GenerateResult generate(const GenerateOptions& o) {
     r.tokens.push_back(token);
     if (token == o.stop_token || i + 1 == o.max_new_tokens) break;
     // The window is full: slide it by half (a fresh prefill of the last context/2 tokens).
-    if (o.no_cache) {
+    if (o.no_cache || !decodes_with_cache(c)) {
       logits = prefill(c.context);
     } else {
       logits = cache.length == c.context ? prefill(c.context / 2) : run(&sequence.back(), 1);

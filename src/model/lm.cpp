@@ -8,6 +8,7 @@
 
 #include "hashmem/common.hpp"
 #include "hashmem/data.hpp"
+#include "torch/attention_autograd.hpp"
 #include "torch/engram_autograd.hpp"
 
 namespace hashmem::model {
@@ -39,8 +40,8 @@ const Tensor& or_empty(const Tensor& t) {
 
 }  // namespace
 
-BlockImpl::BlockImpl(const Config& c, std::int64_t engram_width)
-    : heads(c.heads), dilation(c.engram_max_ngram), kernel(c.engram_kernel) {
+BlockImpl::BlockImpl(const Config& c, std::int64_t index_, std::int64_t engram_width)
+    : heads(c.heads), dilation(c.engram_max_ngram), kernel(c.engram_kernel), index(index_), config(c) {
   const std::int64_t dim = c.dim, ffn = c.ffn_width();
   n1 = register_module("n1", RMSNorm(dim));
   n2 = register_module("n2", RMSNorm(dim));
@@ -49,6 +50,7 @@ BlockImpl::BlockImpl(const Config& c, std::int64_t engram_width)
   w1 = register_module("w1", linear(dim, ffn));
   w3 = register_module("w3", linear(dim, ffn));
   w2 = register_module("w2", linear(ffn, dim));
+  if (c.attention == "mixed") bucket_mix = register_parameter("bucket_mix", torch::ones({c.heads - c.exact_head_count()}));
   if (engram_width <= 0) return;
   has_engram = true;
   const double s = 1.0 / std::sqrt(static_cast<double>(engram_width));
@@ -94,28 +96,52 @@ std::vector<Tensor> BlockImpl::qkv_of(const Tensor& x, const Tensor& cos, const 
   return {rope(parts[0], cos, sin), rope(parts[1], cos, sin), parts[2]};
 }
 
-Tensor BlockImpl::forward(Tensor x, const Tensor& e, const Tensor& cos, const Tensor& sin, BlockCache* cache) {
-  const std::int64_t B = x.size(0), T = x.size(1), D = x.size(2), hd = D / heads;
+Tensor BlockImpl::attend(const Tensor& q, const Tensor& k, const Tensor& v, const Tensor& ids) {
+  const Config& c = config;
+  const std::int64_t T = q.size(2), hd = q.size(3);
+  const auto seed = static_cast<std::int64_t>(index + 1);  // fixed hash functions per block
+  auto bucket = [&](const Tensor& qs, const Tensor& ks, const Tensor& vs) {
+    const Tensor tokens = c.bucket_key == "token" ? ids.unsqueeze(1).expand({ids.size(0), qs.size(1), T}).contiguous()
+                                                  : torch::empty({0}, torch::kInt64);
+    return hashmem::torch_ops::attention_bucket(qs, ks, vs, tokens, c.bucket_key, "xxh3", 16, c.bucket_sign_bits,
+                                                c.bucket_rounds, /*causal=*/true, seed);
+  };
+  if (c.attention == "exact") return hashmem::torch_ops::attention_exact(q, k, v, /*causal=*/true, 0.0);
+  if (c.attention == "lsh") {  // shared QK: the query projection is the key too
+    return hashmem::torch_ops::attention_lsh(q, v, c.lsh_rounds, 0, c.lsh_chunk, /*causal=*/true, seed);
+  }
+  if (c.attention == "bucket") return bucket(q, k, v);
+  if (c.attention == "mixed") {
+    const std::int64_t he = c.exact_head_count(), hb = heads - he;
+    const Tensor exact = hashmem::torch_ops::attention_exact(q.narrow(1, 0, he), k.narrow(1, 0, he), v.narrow(1, 0, he), true, 0.0);
+    const Tensor hashed = bucket(q.narrow(1, he, hb), k.narrow(1, he, hb), v.narrow(1, he, hb)) * bucket_mix.view({1, hb, 1, 1});
+    return torch::cat({exact, hashed}, 1);
+  }
+  // "torch": the softmax from plain libtorch ops, the reference the kernels are checked against.
+  const std::int64_t past = k.size(2) - T;
+  Tensor att = torch::matmul(q, k.transpose(-2, -1)) * (1.0 / std::sqrt(static_cast<double>(hd)));
+  if (T > 1) {  // query i (position past + i) sees keys j <= past + i
+    const Tensor mask = torch::ones({T, past + T}, torch::kBool).triu(1 + past);
+    att = att.masked_fill(mask, -std::numeric_limits<float>::infinity());
+  }
+  return torch::matmul(att.softmax(-1), v);
+}
+
+Tensor BlockImpl::forward(Tensor x, const Tensor& e, const Tensor& ids, const Tensor& cos, const Tensor& sin,
+                          BlockCache* cache) {
+  const std::int64_t B = x.size(0), T = x.size(1), D = x.size(2);
   if (has_engram && e.defined()) x = x + engram(x, e, cache);
   auto qkv_parts = qkv_of(x, cos, sin);
   Tensor q = qkv_parts[0], k = qkv_parts[1], v = qkv_parts[2];
-  std::int64_t past = 0;
   if (cache) {
     if (cache->k.defined()) {
-      past = cache->k.size(2);
       k = torch::cat({cache->k, k}, 2);
       v = torch::cat({cache->v, v}, 2);
     }
     cache->k = k;
     cache->v = v;
   }
-  Tensor att = torch::matmul(q, k.transpose(-2, -1)) * (1.0 / std::sqrt(static_cast<double>(hd)));
-  if (T > 1) {  // query i (position past + i) sees keys j <= past + i
-    const Tensor mask = torch::ones({T, past + T}, torch::kBool).triu(1 + past);
-    att = att.masked_fill(mask, -std::numeric_limits<float>::infinity());
-  }
-  att = att.softmax(-1);
-  x = x + proj->forward(torch::matmul(att, v).permute({0, 2, 1, 3}).reshape({B, T, D}));
+  x = x + proj->forward(attend(q, k, v, ids).permute({0, 2, 1, 3}).reshape({B, T, D}));
   const Tensor h = n2->forward(x);
   return x + w2->forward(F::silu(w1->forward(h)) * w3->forward(h));
 }
@@ -125,7 +151,7 @@ LMImpl::LMImpl(const Config& c, std::int64_t vocab_, std::int64_t engram_width) 
   torch::nn::init::normal_(emb->weight, 0.0, 0.02);
   for (std::int64_t l = 0; l < c.layers; ++l) {
     const bool engram = c.engram && std::count(c.engram_layers.begin(), c.engram_layers.end(), l) > 0;
-    blocks.push_back(register_module("block" + std::to_string(l), Block(c, engram ? engram_width : 0)));
+    blocks.push_back(register_module("block" + std::to_string(l), Block(c, l, engram ? engram_width : 0)));
   }
   norm = register_module("norm", RMSNorm(c.dim));
   const std::int64_t hd = c.dim / c.heads;
@@ -153,7 +179,7 @@ Tensor LMImpl::forward(const Tensor& ids, const MemoryFn& memory, KVCache* cache
   const auto [cos, sin] = rope_tables(past, T);
   for (std::size_t l = 0; l < blocks.size(); ++l) {
     const Tensor e = blocks[l]->has_engram && memory ? memory(l) : Tensor();
-    x = blocks[l]->forward(x, e, cos, sin, cache ? &cache->blocks[l] : nullptr);
+    x = blocks[l]->forward(x, e, ids, cos, sin, cache ? &cache->blocks[l] : nullptr);
   }
   if (cache) cache->length += T;
   const Tensor h = norm->forward(x);
@@ -173,10 +199,16 @@ double train_flops_per_token(const LM& model, const Config& c) {
   for (const auto& p : model->named_parameters()) {
     if (p.value().dim() >= 2) matrix_params += static_cast<double>(p.value().numel());
   }
-  // Causal attention: QK^T and AV each 2·T·dim multiply-adds per token and layer, halved by the mask; ×3 for
-  // forward + backward.
-  const double attention = 3.0 * 2.0 * 2.0 * static_cast<double>(c.layers * c.context * c.dim) / 2.0;
-  return 6.0 * matrix_params + attention;
+  // Attention scores and mixing: 2 · 2 · dim FLOPs per (query, key) pair a query sees, ×3 for forward + backward.
+  // Keys per query: exact (causal) T/2 on average; LSH about 1.5 chunks per round (its own chunk, half masked,
+  // and the previous one); bucket heads none (running means cost O(dim) per token, counted as 0).
+  const double T = static_cast<double>(c.context);
+  const double lsh_keys = std::min(T / 2, 1.5 * static_cast<double>(c.lsh_chunk)) * static_cast<double>(c.lsh_rounds);
+  double keys = T / 2;
+  if (c.attention == "lsh") keys = lsh_keys;
+  if (c.attention == "bucket") keys = 0;
+  if (c.attention == "mixed") keys = T / 2 * static_cast<double>(c.exact_head_count()) / static_cast<double>(c.heads);
+  return 6.0 * matrix_params + 3.0 * 4.0 * static_cast<double>(c.layers * c.dim) * keys;
 }
 
 // ---- Engram memory ----

@@ -39,24 +39,29 @@ struct KVCache {
 };
 
 struct BlockImpl : torch::nn::Module {
-  BlockImpl(const Config& c, std::int64_t engram_width);
-  // x [B, T, D]; e [B, T, E] or undefined (no memory: the block skips its Engram layer); cos/sin [T, hd/2] for the
-  // positions of x. With a cache, x holds the positions after cache->k's.
-  torch::Tensor forward(torch::Tensor x, const torch::Tensor& e, const torch::Tensor& cos, const torch::Tensor& sin,
-                        BlockCache* cache);
+  BlockImpl(const Config& c, std::int64_t index, std::int64_t engram_width);
+  // x [B, T, D]; e [B, T, E] or undefined (no memory: the block skips its Engram layer); ids [B, T] (the tokens,
+  // for bucket attention by token); cos/sin [T, hd/2] for the positions of x. With a cache, x holds the positions
+  // after cache->k's (exact and torch attention only: the hashed kinds attend within one window).
+  torch::Tensor forward(torch::Tensor x, const torch::Tensor& e, const torch::Tensor& ids, const torch::Tensor& cos,
+                        const torch::Tensor& sin, BlockCache* cache);
   // The attention input projections of x (for captured Q/K/V): q, k, v [B, heads, T, hd], RoPE applied.
   std::vector<torch::Tensor> qkv_of(const torch::Tensor& x, const torch::Tensor& cos, const torch::Tensor& sin);
 
-  std::int64_t heads, dilation, kernel;
+  std::int64_t heads, dilation, kernel, index;
   bool has_engram = false;
+  Config config;  // attention kind and its parameters
   RMSNorm n1{nullptr}, n2{nullptr};
   torch::nn::Linear qkv{nullptr}, proj{nullptr}, w1{nullptr}, w2{nullptr}, w3{nullptr};
   // The Engram layer's weights (G = 1 branch); undefined when ablated (gate: key_w/key_b/norm1/norm2; conv:
   // conv_norm/conv_w) — the fused op takes empty tensors for absent weights.
   torch::Tensor key_w, key_b, value_w, value_b, norm1, norm2, conv_norm, conv_w;
+  torch::Tensor bucket_mix;  // mixed attention: a learned weight per bucket head [heads − exact_heads]
 
  private:
   torch::Tensor engram(const torch::Tensor& x, const torch::Tensor& e, BlockCache* cache);
+  // q [B, heads, T, hd], k, v [B, heads, past + T, hd] → [B, heads, T, hd].
+  torch::Tensor attend(const torch::Tensor& q, const torch::Tensor& k, const torch::Tensor& v, const torch::Tensor& ids);
 };
 TORCH_MODULE(Block);
 
@@ -147,6 +152,10 @@ CompressionFile read_compression(const std::string& path);
 inline std::int64_t engram_width(const Config& c) {
   return c.engram ? (c.engram_max_ngram - 1) * c.engram_heads * c.engram_row_dim : 0;
 }
+
+// True when generation can decode one token at a time from a KV cache (exact attention); the hashed kinds
+// recompute their window for every token.
+inline bool decodes_with_cache(const Config& c) { return c.attention == "exact" || c.attention == "torch"; }
 
 // Builds the memory a config needs (nullptr without Engram): the compression from `compression_path` unless
 // ablated. REQUIRES: validate(c) passed.
