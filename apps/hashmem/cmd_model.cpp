@@ -162,9 +162,10 @@ int run_train(const TrainArgs& a) {
     return 0;
   }
   const double val = r["val_loss"], off = r["val_loss_engram_off"];
-  std::printf("%s: %lld steps, %lld tokens in %.1f s (%.0f tokens/s); train loss %.3f -> %.3f; validation loss %.4f (perplexity %.1f)",
-              a.out.c_str(), r["steps"].get<long long>(), r["tokens"].get<long long>(), r["seconds"].get<double>(),
-              r["tokens_per_s"].get<double>(), r["first_train_loss"].get<double>(), r["last_train_loss"].get<double>(), val,
+  std::printf("%s: %lld steps, %lld tokens at %.0f tokens/s (this call %.1f s with evaluation); train loss %.3f -> %.3f; "
+              "validation loss %.4f (perplexity %.1f)",
+              a.out.c_str(), r["steps"].get<long long>(), r["tokens"].get<long long>(), r["tokens_per_s"].get<double>(),
+              r["seconds"].get<double>(), r["first_train_loss"].get<double>(), r["last_train_loss"].get<double>(), val,
               std::exp(val));
   if (off >= 0) std::printf(", %.4f with the memory switched off", off);
   std::printf("\n  dense parameters %lld, table parameters %lld, %.3g training FLOPs per token%s\n",

@@ -97,21 +97,10 @@ int main(int argc, char** argv) {
     if (*train) {
       if (!t.resume) t.config = parse_config(config_text);
       t.progress = !no_progress;
-      const auto r = hashmem::model::train(t);
-      print({{"out", t.out},
-             {"engram", t.resume ? nlohmann::json() : nlohmann::json(t.config.engram)},
-             {"finished", r.finished},
-             {"steps", r.steps},
-             {"tokens", r.tokens},
-             {"val_loss", r.val_loss},
-             {"val_loss_engram_off", r.val_loss_engram_off},
-             {"first_train_loss", r.first_train_loss},
-             {"last_train_loss", r.last_train_loss},
-             {"dense_parameters", r.dense_parameters},
-             {"table_parameters", r.table_parameters},
-             {"train_flops_per_token", r.train_flops_per_token},
-             {"tokens_per_s", r.tokens_per_s},
-             {"seconds", r.seconds}});
+      hashmem::model::train(t);
+      // The run's summary.json is the result (one description of a run, for the CLI and for lm compare).
+      const hashmem::MappedFile summary(t.out + "/summary.json");
+      std::cout << summary.view() << std::flush;
     } else if (*gen) {
       std::size_t pos = 0;
       while (pos < prompt_ids.size()) {

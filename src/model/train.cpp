@@ -390,7 +390,7 @@ TrainResult train(const TrainOptions& o) {
   const std::int64_t tokens_per_step = c.batch * c.context;
   const std::int64_t first_step = s.step;
   const double t_start = now_seconds();
-  double train_seconds = 0;
+  double train_seconds = 0;  // this call's (the progress line); s.train_seconds is the run's
 
   Progress progress(c.engram ? "train (engram)" : "train (baseline)", static_cast<std::uint64_t>(steps));
   Tensor batch = batch_of(t.train_stream, c, s.step);
@@ -421,6 +421,7 @@ TrainResult train(const TrainOptions& o) {
     m.tokens_per_s = static_cast<double>(m.tokens) / s.train_seconds;
     if (eval) m.val_loss = t.evaluate(c.eval_windows, true);
     s.metrics.push_back(m);
+    if (eval) write_file_atomically(o.out + "/metrics.csv", metrics_csv(s.metrics));  // curves while it runs
     if (o.progress) {
       std::ostringstream label;
       label.precision(4);
@@ -441,9 +442,9 @@ TrainResult train(const TrainOptions& o) {
   progress.finish();
 
   r.finished = s.step == steps;
-  r.steps = s.step - first_step;
-  r.tokens = r.steps * tokens_per_step;
-  r.tokens_per_s = train_seconds > 0 ? static_cast<double>(r.tokens) / train_seconds : 0;
+  r.steps = s.step;
+  r.tokens = s.step * tokens_per_step;
+  r.tokens_per_s = s.train_seconds > 0 ? static_cast<double>(r.tokens) / s.train_seconds : 0;
   r.first_train_loss = s.first_train_loss;
   const std::size_t last = std::max<std::size_t>(1, s.metrics.size() / 10);
   for (std::size_t i = s.metrics.size() - std::min(last, s.metrics.size()); i < s.metrics.size(); ++i) {

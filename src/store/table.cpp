@@ -24,6 +24,7 @@
 #include <unistd.h>
 
 #include "common/huge_pages.hpp"
+#include "common/parallel.hpp"
 #include "hashmem/common.hpp"
 #include "hashmem/store.hpp"
 #include "store/cache_policy.hpp"
@@ -246,6 +247,14 @@ struct Table::Impl {
     slot_row[s] = global;
     slot_dirty[s] = dirty;
     cached.set(global, slot);
+  }
+
+  // A hint that update_row(g) follows soon: on the DRAM tier, start the cache misses of the row's lines (an
+  // update touches rows at random; without this the misses serialise).
+  void prefetch_for_update(std::int64_t g) const {
+    if (opt.tier != Tier::dram) return;
+    const std::uint8_t* p = memory.data() + static_cast<std::size_t>(g) * rb;
+    for (std::size_t c = 0; c < rb; c += 64) __builtin_prefetch(p + c, 1);
   }
 
   // Calls fn(bytes) on row g's current stored bytes wherever they live (DRAM array, static or dynamic slot,
@@ -772,9 +781,12 @@ void Table::apply_rows(int tensor, const std::int64_t* rows, std::size_t n, cons
   const std::int64_t dim = m.info.dim;
   const auto d = static_cast<std::size_t>(dim);
   // Sum duplicate rows' gradients (in first-appearance order of the sorted ids, so the result is deterministic).
+  // (row, position) pairs sorted: positions ascend within a row, as a stable sort by row would leave them.
+  std::vector<std::pair<std::int64_t, std::size_t>> sorted(n);
+  for (std::size_t i = 0; i < n; ++i) sorted[i] = {rows[i], i};
+  std::sort(sorted.begin(), sorted.end());
   std::vector<std::size_t> order(n);
-  for (std::size_t i = 0; i < n; ++i) order[i] = i;
-  std::stable_sort(order.begin(), order.end(), [&](std::size_t a, std::size_t b) { return rows[a] < rows[b]; });
+  for (std::size_t i = 0; i < n; ++i) order[i] = sorted[i].second;
   std::unique_lock<std::shared_mutex> exclusive(m.rw);
   std::lock_guard<std::mutex> lock(m.mu);
   Impl* moments = nullptr;
@@ -785,40 +797,66 @@ void Table::apply_rows(int tensor, const std::int64_t* rows, std::size_t n, cons
     moments_exclusive = std::unique_lock<std::shared_mutex>(moments->rw);
     moments_lock = std::unique_lock<std::mutex>(moments->mu);
   }
-  std::vector<float> value(d), grad(d), step(d), mv(2 * d);
   const float c1 = adam ? 1.0f - std::pow(options.beta1, static_cast<float>(options.step)) : 1.0f;
   const float c2 = adam ? 1.0f - std::pow(options.beta2, static_cast<float>(options.step)) : 1.0f;
   const std::int64_t b = m.base[static_cast<std::size_t>(tensor)];
-  for (std::size_t k = 0; k < n;) {
-    const std::int64_t row = rows[order[k]];
-    std::fill(grad.begin(), grad.end(), 0.0f);
-    for (; k < n && rows[order[k]] == row; ++k) {
-      const float* gsrc = grads + order[k] * d;
-      for (std::size_t j = 0; j < d; ++j) grad[j] += gsrc[j];
-    }
-    const std::int64_t g = b + row;
-    if (adam) {
-      // Per-row moments m, v (f32, interleaved [m | v]) live in a companion table on the same tier.
-      moments->update_row(g, [&](std::uint8_t* bytes) {
-        std::memcpy(mv.data(), bytes, 8 * d);
-        for (std::size_t j = 0; j < d; ++j) {
-          float& m1 = mv[j];
-          float& m2 = mv[d + j];
-          m1 = options.beta1 * m1 + (1 - options.beta1) * grad[j];
-          m2 = options.beta2 * m2 + (1 - options.beta2) * grad[j] * grad[j];
-          step[j] = options.lr * (m1 / c1) / (std::sqrt(m2 / c2) + options.eps);
-        }
-        std::memcpy(bytes, mv.data(), 8 * d);
-      });
-    } else {
-      for (std::size_t j = 0; j < d; ++j) step[j] = options.lr * grad[j];
-    }
-    m.update_row(g, [&](std::uint8_t* bytes) {
-      decode_row(m.info.dtype, bytes, dim, value.data());
-      for (std::size_t j = 0; j < d; ++j) value[j] -= step[j];
-      encode_row(m.info.dtype, value.data(), dim, bytes);
-    });
+  // Where each distinct row's run of entries starts in the sorted order (and n at the end).
+  std::vector<std::size_t> starts;
+  for (std::size_t k = 0; k < n; ++k) {
+    if (k == 0 || sorted[k].first != sorted[k - 1].first) starts.push_back(k);
   }
+  starts.push_back(n);
+  const auto distinct = static_cast<std::int64_t>(starts.size() - 1);
+  // Distinct rows [first, last): every row is updated by exactly one caller, so ranges can run in parallel.
+  auto update_rows = [&](std::int64_t first, std::int64_t last) {
+    std::vector<float> value(d), grad(d), step(d), mv(2 * d);
+    constexpr std::int64_t kAhead = 8;  // the row, its moments and its gradients are at random addresses
+    for (std::int64_t u = first; u < last; ++u) {
+      if (u + kAhead < last) {
+        const std::size_t k = starts[static_cast<std::size_t>(u + kAhead)];
+        const std::int64_t ahead = b + sorted[k].first;
+        m.prefetch_for_update(ahead);
+        if (moments) moments->prefetch_for_update(ahead);
+        const char* g = reinterpret_cast<const char*>(grads + order[k] * d);
+        for (std::size_t c = 0; c < d * sizeof(float); c += 64) __builtin_prefetch(g + c);
+      }
+      std::fill(grad.begin(), grad.end(), 0.0f);
+      for (std::size_t k = starts[static_cast<std::size_t>(u)]; k < starts[static_cast<std::size_t>(u + 1)]; ++k) {
+        const float* gsrc = grads + order[k] * d;
+        for (std::size_t j = 0; j < d; ++j) grad[j] += gsrc[j];
+      }
+      const std::int64_t g = b + sorted[starts[static_cast<std::size_t>(u)]].first;
+      if (adam) {
+        // Per-row moments m, v (f32, interleaved [m | v]) live in a companion table on the same tier.
+        moments->update_row(g, [&](std::uint8_t* bytes) {
+          // Restrict-qualified locals (not the captured vectors) let the compiler vectorise the loop.
+          float* __restrict m1 = mv.data();
+          float* __restrict m2 = mv.data() + d;
+          const float* __restrict gr = grad.data();
+          float* __restrict st = step.data();
+          const float b1 = options.beta1, b2 = options.beta2, lr = options.lr, eps = options.eps, k1 = c1, k2 = c2;
+          std::memcpy(m1, bytes, 8 * d);
+          for (std::size_t j = 0; j < d; ++j) {
+            m1[j] = b1 * m1[j] + (1 - b1) * gr[j];
+            m2[j] = b2 * m2[j] + (1 - b2) * gr[j] * gr[j];
+            st[j] = lr * (m1[j] / k1) / (std::sqrt(m2[j] / k2) + eps);
+          }
+          std::memcpy(bytes, m1, 8 * d);
+        });
+      } else {
+        for (std::size_t j = 0; j < d; ++j) step[j] = options.lr * grad[j];
+      }
+      m.update_row(g, [&](std::uint8_t* bytes) {
+        decode_row(m.info.dtype, bytes, dim, value.data());
+        for (std::size_t j = 0; j < d; ++j) value[j] -= step[j];
+        encode_row(m.info.dtype, value.data(), dim, bytes);
+      });
+    }
+  };
+  // The DRAM tier updates rows in place, independently: split them over the cores when there are enough to pay
+  // for the threads. The SSD tier's updates go through the cache policy and the I/O engine: one thread.
+  const bool in_place = m.opt.tier == Tier::dram && (!moments || moments->opt.tier == Tier::dram);
+  parallel_for(distinct, in_place && distinct >= 8192 ? 0 : 1, update_rows);
 }
 
 void Table::checkpoint() { checkpoint_to(impl_->path); }
