@@ -240,6 +240,7 @@ struct Trainer {
 // What a checkpoint records besides the tensors.
 struct RunState {
   std::int64_t step = 0;  // steps done
+  std::vector<std::size_t> corpus_tokens;  // train and valid stream lengths the run was trained on
   double first_train_loss = 0, smooth_loss = 0, train_seconds = 0;
   std::vector<Metric> metrics;
 };
@@ -266,6 +267,7 @@ void write_checkpoint(const std::string& out, Trainer& t, const RunState& s) {
                                         {"smooth_loss", s.smooth_loss},
                                         {"train_seconds", s.train_seconds},
                                         {"engram", t.memory != nullptr},
+                                        {"corpus_tokens", {t.train_stream.size(), t.valid_stream.size()}},
                                         {"metrics", metrics}};
   write_file_atomically(next + "/state.json", state.dump() + "\n");
   fsync_directory(next);
@@ -291,6 +293,7 @@ RunState read_state(const std::string& dir) {
     s.first_train_loss = j.at("first_train_loss");
     s.smooth_loss = j.at("smooth_loss");
     s.train_seconds = j.at("train_seconds");
+    if (j.contains("corpus_tokens")) s.corpus_tokens = j.at("corpus_tokens").get<std::vector<std::size_t>>();
     for (const auto& m : j.at("metrics")) s.metrics.push_back(metric_from_json(m));
   } catch (const nlohmann::json::exception& e) {
     throw Error("checkpoint state '" + path + "' is damaged: " + e.what());
@@ -370,7 +373,13 @@ TrainResult train(const TrainOptions& o) {
   RunState s;
   const std::string init_table = o.out + "/.engram-init.safetensors";
   if (o.resume) {
+    fs::remove_all(o.out + "/checkpoint.new");  // an interrupted checkpoint: the complete one is kept
     load_checkpoint(checkpoint_dir(o.out), t, &s);
+    const std::vector<std::size_t> here = {t.train_stream.size(), t.valid_stream.size()};
+    if (!s.corpus_tokens.empty() && s.corpus_tokens != here) {
+      throw Error("corpus '" + o.corpus + "' is not the one run '" + o.out + "' was trained on (" +
+                  std::to_string(here[0]) + " training tokens, the run's " + std::to_string(s.corpus_tokens[0]) + ")");
+    }
   } else {
     write_file_atomically(o.out + "/config.json", config_to_json(c) + "\n");
     if (t.memory) {
