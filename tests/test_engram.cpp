@@ -292,11 +292,6 @@ TEST(EngramHash, IdsAtOrAboveTheVocabularyAreRejected) {
 
 // ---- against ../shared/reference (label conformance) ----
 
-void require_python_and_shared() {
-  if (!testing::have_shared()) GTEST_SKIP() << "skipped: " HASHMEM_SHARED_DIR " is absent (CI has it beside the clone)";
-  if (!testing::have_system_python()) GTEST_SKIP() << "skipped: " HASHMEM_SYSTEM_PYTHON " is missing";
-}
-
 json run_driver(const ScratchDir& dir, const char* mode, const json& cases) {
   testing::write_file(dir.file("cases.json"), cases.dump());
   const std::string cmd = "HASHMEM_SHARED_DIR=" HASHMEM_SHARED_DIR " " HASHMEM_SYSTEM_PYTHON " " HASHMEM_SOURCE_DIR
@@ -308,7 +303,7 @@ json run_driver(const ScratchDir& dir, const char* mode, const json& cases) {
 }
 
 TEST(EngramConformance, HashesEqualTheReferenceOn120RandomConfigs) {
-  require_python_and_shared();
+  HASHMEM_REQUIRE_PYTHON_AND_SHARED();
   ScratchDir dir;
   std::mt19937_64 rng(2026);
   json cases = json::array();
@@ -348,7 +343,7 @@ TEST(EngramConformance, HashesEqualTheReferenceOn120RandomConfigs) {
 }
 
 TEST(EngramConformance, DefaultRngEqualsNumpyAndTheModel) {
-  require_python_and_shared();
+  HASHMEM_REQUIRE_PYTHON_AND_SHARED();
   ScratchDir dir;
   std::mt19937_64 rng(99);
   json cases = json::array();

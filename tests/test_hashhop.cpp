@@ -443,11 +443,6 @@ TEST_F(HashHopCli, HelpAndVersion) {
 
 // ---- against the executable Python model of the original (../shared/reference/hashhop_rng_model.py) ----
 
-void require_python_and_shared() {
-  if (!testing::have_shared()) GTEST_SKIP() << "skipped: " HASHMEM_SHARED_DIR " is absent (CI has it beside the clone)";
-  if (!testing::have_system_python()) GTEST_SKIP() << "skipped: " HASHMEM_SYSTEM_PYTHON " is missing";
-}
-
 // Runs bench/hashhop_python.py over parameter sets and returns its output lines.
 std::vector<std::string> python_samples(const ScratchDir& dir, const std::vector<Params>& params, const char* impl) {
   std::string params_text;
@@ -488,7 +483,7 @@ std::vector<Params> random_params(int count, std::uint64_t rng_seed) {
 }
 
 TEST(HashHopConformance, ByteIdenticalToThePythonModelOn200RandomParameterSets) {
-  require_python_and_shared();
+  HASHMEM_REQUIRE_PYTHON_AND_SHARED();
   ScratchDir dir;
   std::vector<Params> params = random_params(200, 20261122);
   std::vector<std::string> expected = python_samples(dir, params, "model");
@@ -504,7 +499,7 @@ TEST(HashHopConformance, ByteIdenticalToThePythonModelOn200RandomParameterSets) 
 }
 
 TEST(HashHopConformance, NumpyAnchorMatchesToo) {
-  require_python_and_shared();
+  HASHMEM_REQUIRE_PYTHON_AND_SHARED();
   if (testing::run_command(std::string(HASHMEM_SYSTEM_PYTHON) + " -c 'import numpy'", "/tmp").exit_code != 0) {
     GTEST_SKIP() << "skipped: numpy is not installed for " HASHMEM_SYSTEM_PYTHON;
   }

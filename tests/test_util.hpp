@@ -67,4 +67,13 @@ inline int count_files(const std::filesystem::path& dir) {
 inline bool have_system_python() { return ::access(HASHMEM_SYSTEM_PYTHON, X_OK) == 0; }
 inline bool have_shared() { return std::filesystem::exists(HASHMEM_SHARED_DIR "/SPEC.md"); }
 
+// Skips the calling test, naming what is missing, unless ../shared and the system Python are there. A macro:
+// GTEST_SKIP() returns from the function it is written in, so inside a helper it would not stop the test.
+#define HASHMEM_REQUIRE_PYTHON_AND_SHARED()                                                              \
+  do {                                                                                                   \
+    if (!::hashmem::testing::have_shared())                                                              \
+      GTEST_SKIP() << "skipped: " HASHMEM_SHARED_DIR " is absent (CI has it beside the clone)";          \
+    if (!::hashmem::testing::have_system_python()) GTEST_SKIP() << "skipped: " HASHMEM_SYSTEM_PYTHON " is missing"; \
+  } while (0)
+
 }  // namespace hashmem::testing
