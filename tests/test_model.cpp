@@ -74,7 +74,8 @@ TEST(Model, TrainingLowersTheLossWithAndWithoutEngram) {
   REQUIRE_CORPUS();
   testing::ScratchDir dir;
   for (const std::string engram : {"off", "on"}) {
-    const nlohmann::json j = train_json("--engram " + engram + " --out " + dir.file(engram), dir);
+    const nlohmann::json j = train_json("--engram " + engram + " --out " + dir.file(engram) +
+                                            (engram == "off" ? " --dump-qkv " + dir.file("qkv.safetensors") : ""), dir);
     ASSERT_FALSE(j.is_discarded()) << engram;
     EXPECT_TRUE(j["finished"].get<bool>());
     EXPECT_EQ(j["steps"].get<int>(), 60);
@@ -98,6 +99,15 @@ TEST(Model, TrainingLowersTheLossWithAndWithoutEngram) {
       EXPECT_EQ(j["table_parameters"].get<long long>(), 0);
       EXPECT_FALSE(fs::exists(dir.file("off/checkpoint/engram.safetensors")));
     }
+  }
+  // Block 0's Q/K/V, as bench attention reads them: [heads 2, 65536 or fewer validation tokens, head dim 32].
+  const SafetensorsFile qkv(dir.file("qkv.safetensors"));
+  for (const char* name : {"q", "k", "v"}) {
+    const auto& t = qkv.get(name, "F32");
+    ASSERT_EQ(t.shape.size(), 3u) << name;
+    EXPECT_EQ(t.shape[0], 2);
+    EXPECT_EQ(t.shape[1], 65536);
+    EXPECT_EQ(t.shape[2], 32);
   }
   // The side-by-side table reads both runs.
   const auto cmp = run("lm compare " + dir.file("off") + " " + dir.file("on") + " --json", dir);
@@ -203,6 +213,10 @@ TEST(Model, ExistingRunsAreKeptAndBadOptionsAreNamed) {
   const std::string before = testing::read_file(dir.file("run/checkpoint/model.safetensors"));
   expect_error("train" + kQuick + " --out " + dir.file("run"), "already holds a run");
   expect_error("train --resume --dim 32 --out " + dir.file("run"), "drop the config options");
+  // A run interrupted before its first checkpoint: nothing to resume, and it is not silently overwritten.
+  fs::create_directories(dir.file("early"));
+  testing::write_file(dir.file("early/config.json"), "{}");
+  expect_error("train" + kQuick + " --out " + dir.file("early"), "stopped before its first checkpoint");
   EXPECT_EQ(testing::read_file(dir.file("run/checkpoint/model.safetensors")), before);
   expect_error("generate --run " + dir.file("run"), "--prompt");
 }

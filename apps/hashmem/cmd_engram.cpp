@@ -166,16 +166,7 @@ struct CompressOptions {
 int run_compress(const CompressOptions& o) {
   const engram::Compression c = engram::compress_tokenizer(o.tokenizer);
   const std::string sha = engram::lookup_sha256(c);
-  if (!o.out.empty()) {
-    const std::string text = ojson{{"tokenizer_entries", c.tokenizer_entries},
-                                   {"compressed_vocab", c.compressed_vocab},
-                                   {"lookup_sha256", sha},
-                                   {"lookup", c.lookup},
-                                   {"keys", c.keys}}
-                                 .dump(-1, ' ', false, nlohmann::json::error_handler_t::replace) +
-                             "\n";
-    write_file_atomically(o.out, text);
-  }
+  if (!o.out.empty()) write_file_atomically(o.out, engram::compression_json(c));
   ojson sample = ojson::object();
   for (std::int64_t id : {std::int64_t{0}, std::int64_t{1}, std::int64_t{2}, std::int64_t{100}, std::int64_t{1000},
                           std::int64_t{50000}, std::int64_t{127999}, std::int64_t{128000}, c.tokenizer_entries - 1}) {

@@ -86,15 +86,9 @@ Config resolve_config(const ConfigArgs& a) {
   return c;
 }
 
-// The corpus' tokenizer compression as a file hashmem-model reads ({"lookup", "lookup_sha256", ...}).
+// The corpus' tokenizer compression as a file hashmem-model reads (the `hashmem engram compress --out` format).
 void write_compression(const std::string& corpus, const std::string& path) {
-  const engram::Compression c = engram::compress_tokenizer(corpus + "/spm.model");
-  const nlohmann::ordered_json j = {{"tokenizer", corpus + "/spm.model"},
-                                    {"tokenizer_entries", c.tokenizer_entries},
-                                    {"compressed_vocab", c.compressed_vocab},
-                                    {"lookup_sha256", engram::lookup_sha256(c)},
-                                    {"lookup", c.lookup}};
-  write_file_atomically(path, j.dump() + "\n");
+  write_file_atomically(path, engram::compression_json(engram::compress_tokenizer(corpus + "/spm.model")));
 }
 
 bool needs_compression(const Config& c) { return c.engram && !c.has_ablation("compression"); }
@@ -137,7 +131,11 @@ int run_train(const TrainArgs& a) {
   if (a.out.empty()) throw Error("--out is required");
   if (a.resume && !fs::exists(a.out + "/config.json")) throw Error("'" + a.out + "' holds no run to resume (no config.json)");
   if (!a.resume && (fs::exists(a.out + "/config.json") || fs::exists(a.out + "/checkpoint"))) {
-    throw Error("'" + a.out + "' already holds a run: continue it with --resume, or choose another --out");
+    const bool checkpointed = fs::exists(a.out + "/checkpoint") || fs::exists(a.out + "/checkpoint.old");
+    throw Error("'" + a.out + "' already holds a run: " +
+                (checkpointed ? std::string("continue it with --resume, or choose another --out")
+                              : std::string("it stopped before its first checkpoint (nothing to resume); remove the "
+                                            "directory to start again, or choose another --out")));
   }
   if (!fs::exists(a.config.corpus + "/manifest.json")) {
     throw Error("corpus '" + a.config.corpus + "' is missing (./run prepares it; or hashmem data prepare --out DIR)");

@@ -148,6 +148,10 @@ std::string normalize_token_text(const std::string& utf8);
 // and what a table's metadata records to tie it to its tokenizer.
 std::string lookup_sha256(const Compression& compression);
 
+// The compression as one JSON object {"tokenizer_entries", "compressed_vocab", "lookup_sha256", "lookup",
+// "keys"} (invalid UTF-8 in keys replaced): what `hashmem engram compress --out` and `hashmem train` write.
+std::string compression_json(const Compression& compression);
+
 // Maps token ids [n] to compressed ids with the lookup; negative ids pass through; ids >= tokenizer_entries
 // throw Error naming the id and position.
 void compress_ids(const Compression& compression, const std::int64_t* ids, std::size_t n, std::int64_t* out);

@@ -273,6 +273,16 @@ void compress_ids(const Compression& compression, const std::int64_t* ids, std::
   }
 }
 
+std::string compression_json(const Compression& c) {
+  return nlohmann::ordered_json{{"tokenizer_entries", c.tokenizer_entries},
+                                {"compressed_vocab", c.compressed_vocab},
+                                {"lookup_sha256", lookup_sha256(c)},
+                                {"lookup", c.lookup},
+                                {"keys", c.keys}}
+             .dump(-1, ' ', false, nlohmann::json::error_handler_t::replace) +
+         "\n";
+}
+
 std::string lookup_sha256(const Compression& compression) {
   std::string joined;
   for (std::size_t i = 0; i < compression.lookup.size(); ++i) {

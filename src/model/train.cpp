@@ -13,6 +13,7 @@
 #include <sstream>
 #include <unistd.h>
 
+#include "hashmem/attention.hpp"
 #include "hashmem/common.hpp"
 #include "hashmem/model.hpp"
 #include "hashmem/store.hpp"
@@ -338,20 +339,24 @@ nlohmann::ordered_json summary_json(const Config& c, const TrainResult& r) {
           {"seconds", r.seconds}};
 }
 
+// Block 0's attention inputs on the first 64 K validation tokens, in the format `bench attention --inputs
+// captured` reads (attention::save_inputs).
 void dump_qkv(Trainer& t, const std::string& path) {
   torch::NoGradGuard no_grad;
   const std::int64_t n = std::min<std::int64_t>(65536, static_cast<std::int64_t>(t.valid_stream.size()));
   const Tensor ids = torch::from_blob(t.valid_stream.data(), {1, n}, torch::kInt64).clone();
   const auto [cos, sin] = t.model->rope_tables(0, n);
   const auto qkv = t.model->blocks[0]->qkv_of(t.model->emb->forward(ids), cos, sin);
-  std::vector<Tensor> keep;
-  std::vector<TensorView> views;
-  const char* names[] = {"q", "k", "v"};
+  attention::Inputs in;
+  in.heads = qkv[0].size(1);
+  in.tokens = n;
+  in.dim = qkv[0].size(3);
+  std::vector<float>* out[] = {&in.q, &in.k, &in.v};
   for (int i = 0; i < 3; ++i) {
-    keep.push_back(qkv[static_cast<std::size_t>(i)].squeeze(0).contiguous());
-    views.push_back({names[i], "F32", keep.back().sizes().vec(), keep.back().data_ptr<float>()});
+    const Tensor x = qkv[static_cast<std::size_t>(i)].squeeze(0).contiguous();
+    out[i]->assign(x.data_ptr<float>(), x.data_ptr<float>() + x.numel());
   }
-  write_safetensors(path, views, {{"format", "hashmem-qkv"}, {"source", "block 0 of the tiny LM on validation text (RoPE applied)"}});
+  attention::save_inputs(path, in);
 }
 
 }  // namespace
