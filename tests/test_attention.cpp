@@ -10,7 +10,8 @@
 #include <set>
 
 #include "hashmem/attention.hpp"
-#include "hashmem/common.hpp"
+#include "hashmem/error.hpp"
+#include "hashmem/sha256.hpp"
 #include "test_util.hpp"
 
 namespace hashmem::attention {

@@ -13,7 +13,7 @@
 #include <set>
 #include <unordered_map>
 
-#include "hashmem/common.hpp"
+#include "hashmem/error.hpp"
 #include "store/cache_policy.hpp"
 
 namespace hashmem::store {

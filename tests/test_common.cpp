@@ -3,7 +3,10 @@
 #include <random>
 
 #include "common/mt19937.hpp"
-#include "hashmem/common.hpp"
+#include "hashmem/error.hpp"
+#include "hashmem/mapped_file.hpp"
+#include "hashmem/output_file.hpp"
+#include "hashmem/safetensors.hpp"
 #include "test_util.hpp"
 
 namespace hashmem {

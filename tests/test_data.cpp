@@ -8,6 +8,9 @@
 #include <sys/stat.h>
 
 #include "hashmem/data.hpp"
+#include "hashmem/error.hpp"
+#include "hashmem/output_file.hpp"
+#include "hashmem/sha256.hpp"
 #include "test_util.hpp"
 
 namespace hashmem {

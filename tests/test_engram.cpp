@@ -5,6 +5,7 @@
 #include "common/huge_pages.hpp"
 #include "common/numpy_rng.hpp"
 #include "hashmem/engram.hpp"
+#include "hashmem/error.hpp"
 #include "test_util.hpp"
 
 namespace hashmem::engram {

@@ -6,6 +6,7 @@
 #include <nlohmann/json.hpp>
 
 #include "hashmem/engram.hpp"
+#include "hashmem/error.hpp"
 #include "test_util.hpp"
 
 namespace hashmem::engram {

@@ -6,7 +6,7 @@
 #include <functional>
 #include <random>
 
-#include "hashmem/common.hpp"
+#include "hashmem/error.hpp"
 #include "hashmem/engram_layer.hpp"
 #include "test_util.hpp"
 

@@ -3,7 +3,9 @@
 #include <random>
 #include <set>
 
+#include "hashmem/error.hpp"
 #include "hashmem/hashhop.hpp"
+#include "hashmem/output_file.hpp"
 #include "test_util.hpp"
 
 namespace hashmem::hashhop {

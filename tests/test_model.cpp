@@ -10,7 +10,8 @@
 #include <sstream>
 #include <nlohmann/json.hpp>
 
-#include "hashmem/common.hpp"
+#include "hashmem/error.hpp"
+#include "hashmem/safetensors.hpp"
 #include "hashmem/model.hpp"
 #include "test_util.hpp"
 

@@ -10,7 +10,7 @@
 #include <nlohmann/json.hpp>
 #include <thread>
 
-#include "hashmem/common.hpp"
+#include "hashmem/error.hpp"
 #include "hashmem/store.hpp"
 #include "test_util.hpp"
 

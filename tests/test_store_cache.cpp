@@ -9,7 +9,7 @@
 #include <random>
 #include <set>
 
-#include "hashmem/common.hpp"
+#include "hashmem/error.hpp"
 #include "store/cache_policy.hpp"
 
 namespace hashmem::store {

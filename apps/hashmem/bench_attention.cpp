@@ -30,7 +30,9 @@
 #include "child_process.hpp"
 #include "cli.hpp"
 #include "hashmem/attention.hpp"
-#include "hashmem/common.hpp"
+#include "hashmem/clock.hpp"
+#include "hashmem/error.hpp"
+#include "hashmem/output_file.hpp"
 
 namespace hashmem::cli {
 namespace {

@@ -9,7 +9,10 @@
 #include "child_process.hpp"
 #include "common/huge_pages.hpp"
 #include "cli.hpp"
+#include "hashmem/clock.hpp"
 #include "hashmem/engram.hpp"
+#include "hashmem/output_file.hpp"
+#include "hashmem/sha256.hpp"
 
 namespace hashmem::cli {
 namespace {

@@ -17,6 +17,8 @@
 
 #include "cli.hpp"
 #include "common/huge_pages.hpp"
+#include "hashmem/clock.hpp"
+#include "hashmem/error.hpp"
 #include "hashmem/store.hpp"
 #include "store/cache_policy.hpp"
 #include "store_workload.hpp"

@@ -6,7 +6,8 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-#include "hashmem/common.hpp"
+#include "hashmem/clock.hpp"
+#include "hashmem/error.hpp"
 
 namespace hashmem::cli {
 

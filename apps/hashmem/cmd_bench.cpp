@@ -6,7 +6,9 @@
 
 #include "child_process.hpp"
 #include "cli.hpp"
+#include "hashmem/error.hpp"
 #include "hashmem/hashhop.hpp"
+#include "hashmem/mapped_file.hpp"
 
 namespace hashmem::cli {
 namespace {

@@ -9,6 +9,8 @@
 #include "cli.hpp"
 #include "hashmem/engram.hpp"
 #include "hashmem/engram_layer.hpp"
+#include "hashmem/error.hpp"
+#include "hashmem/output_file.hpp"
 
 namespace hashmem::cli {
 namespace {

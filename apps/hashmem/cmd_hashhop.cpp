@@ -3,7 +3,11 @@
 #include <memory>
 
 #include "cli.hpp"
+#include "hashmem/clock.hpp"
+#include "hashmem/error.hpp"
 #include "hashmem/hashhop.hpp"
+#include "hashmem/output_file.hpp"
+#include "hashmem/progress.hpp"
 
 namespace hashmem::cli {
 namespace {

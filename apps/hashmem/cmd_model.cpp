@@ -11,7 +11,9 @@
 
 #include "child_process.hpp"
 #include "cli.hpp"
-#include "hashmem/common.hpp"
+#include "hashmem/error.hpp"
+#include "hashmem/mapped_file.hpp"
+#include "hashmem/output_file.hpp"
 #include "hashmem/data.hpp"
 #include "hashmem/engram.hpp"
 #include "hashmem/model.hpp"

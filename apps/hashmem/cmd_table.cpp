@@ -3,7 +3,10 @@
 #include <random>
 
 #include "cli.hpp"
+#include "hashmem/clock.hpp"
 #include "hashmem/engram.hpp"
+#include "hashmem/error.hpp"
+#include "hashmem/progress.hpp"
 #include "hashmem/store.hpp"
 
 namespace hashmem::cli {

@@ -3,7 +3,7 @@
 #include <unistd.h>
 
 #include "cli.hpp"
-#include "hashmem/common.hpp"
+#include "hashmem/error.hpp"
 
 namespace hashmem::cli {
 

@@ -12,7 +12,8 @@
 #include <nlohmann/json.hpp>
 #include <CLI/CLI.hpp>
 
-#include "hashmem/common.hpp"
+#include "hashmem/error.hpp"
+#include "hashmem/mapped_file.hpp"
 #include "hashmem/model.hpp"
 
 namespace {

@@ -29,7 +29,9 @@
 #include <string_view>
 #include <vector>
 
-#include "hashmem/common.hpp"
+#include "hashmem/error.hpp"
+#include "hashmem/output_file.hpp"
+#include "hashmem/progress.hpp"
 
 namespace hashmem::data {
 

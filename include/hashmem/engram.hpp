@@ -18,7 +18,7 @@
 #include <string>
 #include <vector>
 
-#include "hashmem/common.hpp"
+#include "hashmem/error.hpp"
 
 namespace hashmem::engram {
 

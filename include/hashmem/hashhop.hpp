@@ -20,7 +20,9 @@
 #include <utility>
 #include <vector>
 
-#include "hashmem/common.hpp"
+#include "hashmem/error.hpp"
+#include "hashmem/output_file.hpp"
+#include "hashmem/progress.hpp"
 
 namespace hashmem::hashhop {
 

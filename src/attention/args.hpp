@@ -6,7 +6,7 @@
 #include <string>
 
 #include "hashmem/attention.hpp"
-#include "hashmem/common.hpp"
+#include "hashmem/error.hpp"
 
 namespace hashmem::attention {
 

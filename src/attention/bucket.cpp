@@ -15,6 +15,7 @@
 #include "attention/tiles.hpp"
 #include "common/flat_index.hpp"
 #include "common/parallel.hpp"
+#include "hashmem/error.hpp"
 
 namespace hashmem::attention {
 namespace {

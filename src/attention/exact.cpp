@@ -12,6 +12,7 @@
 #include "attention/args.hpp"
 #include "attention/tiles.hpp"
 #include "common/parallel.hpp"
+#include "hashmem/error.hpp"
 
 namespace hashmem::attention {
 namespace {

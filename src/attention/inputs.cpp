@@ -3,7 +3,8 @@
 #include <cstring>
 
 #include "hashmem/attention.hpp"
-#include "hashmem/common.hpp"
+#include "hashmem/error.hpp"
+#include "hashmem/safetensors.hpp"
 
 namespace hashmem::attention {
 

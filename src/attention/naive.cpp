@@ -6,6 +6,7 @@
 #include <vector>
 
 #include "attention/args.hpp"
+#include "hashmem/error.hpp"
 
 namespace hashmem::attention {
 namespace {

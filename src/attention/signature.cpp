@@ -11,6 +11,7 @@
 #include "attention/projections.hpp"
 #include "attention/tiles.hpp"
 #include "common/parallel.hpp"
+#include "hashmem/error.hpp"
 
 namespace hashmem::attention {
 namespace {

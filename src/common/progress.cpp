@@ -1,7 +1,8 @@
 #include <cstdio>
 #include <unistd.h>
 
-#include "hashmem/common.hpp"
+#include "hashmem/clock.hpp"
+#include "hashmem/progress.hpp"
 
 namespace hashmem {
 

@@ -1,10 +1,13 @@
-// safetensors files of named tensors (include/hashmem/common.hpp), with an xxh3 checksum per tensor.
+// safetensors files of named tensors (include/hashmem/safetensors.hpp), with an xxh3 checksum per tensor.
 #include <cstring>
 #include <nlohmann/json.hpp>
 #include <set>
 #include <xxhash.h>
 
-#include "hashmem/common.hpp"
+#include "hashmem/error.hpp"
+#include "hashmem/mapped_file.hpp"
+#include "hashmem/output_file.hpp"
+#include "hashmem/safetensors.hpp"
 
 namespace hashmem {
 namespace {

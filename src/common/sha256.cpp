@@ -3,7 +3,8 @@
 
 #include <cstdio>
 
-#include "hashmem/common.hpp"
+#include "hashmem/error.hpp"
+#include "hashmem/sha256.hpp"
 
 namespace hashmem {
 

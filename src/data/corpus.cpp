@@ -6,7 +6,13 @@
 #include <nlohmann/json.hpp>
 #include <sstream>
 
+#include "hashmem/clock.hpp"
 #include "hashmem/data.hpp"
+#include "hashmem/error.hpp"
+#include "hashmem/mapped_file.hpp"
+#include "hashmem/output_file.hpp"
+#include "hashmem/progress.hpp"
+#include "hashmem/sha256.hpp"
 
 namespace hashmem::data {
 namespace {

@@ -10,6 +10,7 @@
 
 #include "data/text.hpp"
 #include "hashmem/data.hpp"
+#include "hashmem/error.hpp"
 
 extern char** environ;
 

@@ -4,6 +4,8 @@
 
 #include "data/text.hpp"
 #include "hashmem/data.hpp"
+#include "hashmem/error.hpp"
+#include "hashmem/mapped_file.hpp"
 
 namespace hashmem::data {
 

@@ -1,6 +1,7 @@
 // The train/validation split: by document, from a hash of the document's stable name, so that adding or
 // removing other documents never moves a document between the two sides.
 #include "hashmem/data.hpp"
+#include "hashmem/sha256.hpp"
 
 namespace hashmem::data {
 

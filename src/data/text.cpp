@@ -4,6 +4,7 @@
 
 #include "data/text.hpp"
 #include "hashmem/data.hpp"
+#include "hashmem/error.hpp"
 
 namespace hashmem::data {
 namespace {

@@ -3,7 +3,9 @@
 // with libtorch's full protobuf in one process.
 #include <cstring>
 
-#include "hashmem/common.hpp"
+#include "hashmem/error.hpp"
+#include "hashmem/mapped_file.hpp"
+#include "hashmem/output_file.hpp"
 #include "hashmem/data.hpp"
 
 namespace hashmem::data {

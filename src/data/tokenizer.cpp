@@ -10,6 +10,8 @@
 
 #include "common/parallel.hpp"
 #include "hashmem/data.hpp"
+#include "hashmem/error.hpp"
+#include "hashmem/progress.hpp"
 
 namespace hashmem::data {
 namespace {

@@ -15,6 +15,9 @@
 #include <unordered_map>
 
 #include "hashmem/engram.hpp"
+#include "hashmem/error.hpp"
+#include "hashmem/mapped_file.hpp"
+#include "hashmem/sha256.hpp"
 
 namespace hashmem::engram {
 namespace {

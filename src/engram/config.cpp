@@ -5,6 +5,7 @@
 #include <sstream>
 
 #include "hashmem/engram.hpp"
+#include "hashmem/error.hpp"
 
 namespace hashmem::engram {
 namespace {

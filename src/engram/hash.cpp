@@ -14,6 +14,7 @@
 
 #include "common/parallel.hpp"
 #include "hashmem/engram.hpp"
+#include "hashmem/error.hpp"
 
 namespace hashmem::engram {
 

@@ -11,7 +11,7 @@
 #include <sstream>
 
 #include "common/parallel.hpp"
-#include "hashmem/common.hpp"
+#include "hashmem/error.hpp"
 
 namespace hashmem::engram {
 namespace {

@@ -4,6 +4,7 @@
 
 #include "common/numpy_rng.hpp"
 #include "hashmem/engram.hpp"
+#include "hashmem/error.hpp"
 
 namespace hashmem::engram {
 namespace {

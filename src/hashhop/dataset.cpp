@@ -1,6 +1,7 @@
 // Reading HashHop datasets (JSONL, one sample per line) with simdjson On-Demand: a 300 MB prompt is
 // unescaped once into the parser's buffer (or skipped), and millions of targets land in one TargetList.
 #include "hashhop/jsonl.hpp"
+#include "hashmem/error.hpp"
 #include "hashmem/hashhop.hpp"
 
 namespace hashmem::hashhop {

@@ -13,6 +13,9 @@
 #include "common/mt19937.hpp"
 #include "hashhop/json_text.hpp"
 #include "hashhop/problem.hpp"
+#include "hashmem/error.hpp"
+#include "hashmem/output_file.hpp"
+#include "hashmem/progress.hpp"
 
 namespace hashmem::hashhop {
 namespace {

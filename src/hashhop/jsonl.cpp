@@ -4,7 +4,8 @@
 #include <unistd.h>
 #include <vector>
 
-#include "hashmem/common.hpp"
+#include "hashmem/error.hpp"
+#include "hashmem/mapped_file.hpp"
 
 namespace hashmem::hashhop {
 

@@ -12,6 +12,7 @@
 
 #include "common/huge_pages.hpp"
 #include "hashmem/hashhop.hpp"
+#include "hashmem/progress.hpp"
 
 namespace hashmem::hashhop {
 

@@ -6,6 +6,7 @@
 
 #include "common/flat_index.hpp"
 #include "hashhop/jsonl.hpp"
+#include "hashmem/error.hpp"
 #include "hashmem/hashhop.hpp"
 
 namespace hashmem::hashhop {

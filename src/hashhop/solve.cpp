@@ -10,7 +10,10 @@
 
 #include "common/flat_index.hpp"
 #include "hashhop/json_text.hpp"
+#include "hashmem/clock.hpp"
 #include "hashmem/hashhop.hpp"
+#include "hashmem/output_file.hpp"
+#include "hashmem/progress.hpp"
 
 namespace hashmem::hashhop {
 namespace {

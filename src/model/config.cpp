@@ -3,7 +3,7 @@
 #include <algorithm>
 #include <nlohmann/json.hpp>
 
-#include "hashmem/common.hpp"
+#include "hashmem/error.hpp"
 #include "hashmem/model.hpp"
 
 namespace hashmem::model {

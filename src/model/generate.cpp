@@ -9,7 +9,9 @@
 #include <filesystem>
 #include <random>
 
-#include "hashmem/common.hpp"
+#include "hashmem/clock.hpp"
+#include "hashmem/error.hpp"
+#include "hashmem/safetensors.hpp"
 #include "hashmem/model.hpp"
 #include "hashmem/store.hpp"
 #include "model/lm.hpp"

@@ -6,7 +6,9 @@
 #include <filesystem>
 #include <nlohmann/json.hpp>
 
-#include "hashmem/common.hpp"
+#include "hashmem/error.hpp"
+#include "hashmem/mapped_file.hpp"
+#include "hashmem/safetensors.hpp"
 #include "hashmem/data.hpp"
 #include "torch/attention_autograd.hpp"
 #include "torch/engram_autograd.hpp"

@@ -14,7 +14,12 @@
 #include <unistd.h>
 
 #include "hashmem/attention.hpp"
-#include "hashmem/common.hpp"
+#include "hashmem/clock.hpp"
+#include "hashmem/error.hpp"
+#include "hashmem/mapped_file.hpp"
+#include "hashmem/output_file.hpp"
+#include "hashmem/progress.hpp"
+#include "hashmem/safetensors.hpp"
 #include "hashmem/model.hpp"
 #include "hashmem/store.hpp"
 #include "model/lm.hpp"

@@ -7,7 +7,7 @@
 #include <string>
 
 #include "common/huge_pages.hpp"
-#include "hashmem/common.hpp"
+#include "hashmem/error.hpp"
 #include "store/row_map.hpp"
 
 namespace hashmem::store {

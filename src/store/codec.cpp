@@ -5,7 +5,7 @@
 #include <cmath>
 #include <cstring>
 
-#include "hashmem/common.hpp"
+#include "hashmem/error.hpp"
 #include "hashmem/store.hpp"
 
 namespace hashmem::store {

@@ -12,7 +12,9 @@
 
 #include "common/huge_pages.hpp"
 #include "common/parallel.hpp"
-#include "hashmem/common.hpp"
+#include "hashmem/error.hpp"
+#include "hashmem/output_file.hpp"
+#include "hashmem/progress.hpp"
 #include "hashmem/store.hpp"
 #include "store/format_internal.hpp"
 

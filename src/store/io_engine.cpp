@@ -5,7 +5,7 @@
 #include <sys/eventfd.h>
 #include <unistd.h>
 
-#include "hashmem/common.hpp"
+#include "hashmem/error.hpp"
 
 namespace hashmem::store {
 namespace {

@@ -25,7 +25,9 @@
 
 #include "common/huge_pages.hpp"
 #include "common/parallel.hpp"
-#include "hashmem/common.hpp"
+#include "hashmem/clock.hpp"
+#include "hashmem/error.hpp"
+#include "hashmem/progress.hpp"
 #include "hashmem/store.hpp"
 #include "store/cache_policy.hpp"
 #include "store/format_internal.hpp"

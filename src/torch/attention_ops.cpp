@@ -10,7 +10,7 @@
 #include <torch/torch.h>
 
 #include "hashmem/attention.hpp"
-#include "hashmem/common.hpp"
+#include "hashmem/error.hpp"
 #include "torch/attention_autograd.hpp"
 
 namespace {

@@ -18,7 +18,7 @@
 #include <map>
 #include <mutex>
 
-#include "hashmem/common.hpp"
+#include "hashmem/error.hpp"
 #include "hashmem/engram.hpp"
 #include "hashmem/engram_layer.hpp"
 #include "hashmem/store.hpp"
