@@ -13,23 +13,14 @@ using Action = std::function<int()>;
 
 void register_hashhop(CLI::App& app, Action& action);
 void register_engram(CLI::App& app, Action& action);
-void register_bench(CLI::App& app, Action& action);
-void register_bench_engram(CLI::App* bench, Action& action);  // bench engram-hash
-void register_bench_store(CLI::App* bench, Action& action);   // bench store, bench gather
-void register_bench_model(CLI::App* bench, Action& action);   // bench train-step
-void register_bench_attention(CLI::App* bench, Action& action);  // bench attention
+void register_bench(CLI::App& app, Action& action);          // bench <part> (bench/)
+void register_bench_model(CLI::App* bench, Action& action);  // bench train-step
 
 void register_table(CLI::App& app, Action& action);
 void register_train(CLI::App& app, Action& action);  // train, generate, lm compare
 void register_data(CLI::App& app, Action& action);
 
-// "1.50 GiB": bytes with a binary unit.
-std::string human_bytes(double bytes);
-
 // Prints `value` as pretty JSON on stdout.
 void print_json(const nlohmann::ordered_json& value);
-
-// Path of the running executable (for benchmarks that re-run it as a child).
-std::string self_executable();
 
 }  // namespace hashmem::cli

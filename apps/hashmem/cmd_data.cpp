@@ -3,6 +3,7 @@
 #include <memory>
 
 #include "cli.hpp"
+#include "hashmem/human.hpp"
 #include "hashmem/data.hpp"
 
 namespace hashmem::cli {

@@ -10,6 +10,7 @@
 #include "hashmem/engram.hpp"
 #include "hashmem/engram_layer.hpp"
 #include "hashmem/error.hpp"
+#include "hashmem/human.hpp"
 #include "hashmem/output_file.hpp"
 
 namespace hashmem::cli {

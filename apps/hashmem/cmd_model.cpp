@@ -9,9 +9,10 @@
 #include <map>
 #include <unistd.h>
 
-#include "child_process.hpp"
+#include "hashmem/process.hpp"
 #include "cli.hpp"
 #include "hashmem/error.hpp"
+#include "hashmem/human.hpp"
 #include "hashmem/mapped_file.hpp"
 #include "hashmem/output_file.hpp"
 #include "hashmem/data.hpp"

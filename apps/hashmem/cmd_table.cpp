@@ -6,6 +6,7 @@
 #include "hashmem/clock.hpp"
 #include "hashmem/engram.hpp"
 #include "hashmem/error.hpp"
+#include "hashmem/human.hpp"
 #include "hashmem/progress.hpp"
 #include "hashmem/store.hpp"
 

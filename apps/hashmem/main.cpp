@@ -1,6 +1,5 @@
 #include <cstdio>
 #include <iostream>
-#include <unistd.h>
 
 #include "cli.hpp"
 #include "hashmem/error.hpp"
@@ -8,22 +7,6 @@
 namespace hashmem::cli {
 
 void print_json(const nlohmann::ordered_json& value) { std::cout << value.dump(2) << std::endl; }
-
-std::string human_bytes(double b) {
-  const char* units[] = {"B", "KiB", "MiB", "GiB", "TiB"};
-  int u = 0;
-  while (b >= 1024 && u < 4) b /= 1024, ++u;
-  char buf[32];
-  std::snprintf(buf, sizeof buf, "%.2f %s", b, units[u]);
-  return buf;
-}
-
-std::string self_executable() {
-  char buf[4096];
-  ssize_t n = ::readlink("/proc/self/exe", buf, sizeof buf - 1);
-  if (n <= 0) throw Error("cannot find the hashmem executable (/proc/self/exe)");
-  return std::string(buf, static_cast<std::size_t>(n));
-}
 
 }  // namespace hashmem::cli
 

@@ -11,7 +11,7 @@
 
 #include "hashmem/store.hpp"
 
-namespace hashmem::cli {
+namespace hashmem::bench {
 
 struct StoreBenchOptions {
   std::string workdir = "build/bench-store";
@@ -46,4 +46,4 @@ nlohmann::ordered_json run_text_workload(const StoreBenchOptions& o, const Workl
                                          const store::TableInfo& info);
 int run_store_bench(const StoreBenchOptions& o);
 
-}  // namespace hashmem::cli
+}  // namespace hashmem::bench

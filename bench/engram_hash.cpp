@@ -6,15 +6,16 @@
 #include <memory>
 #include <random>
 
-#include "child_process.hpp"
+#include "hashmem/process.hpp"
 #include "common/huge_pages.hpp"
-#include "cli.hpp"
+#include "bench.hpp"
+#include "timing.hpp"
 #include "hashmem/clock.hpp"
 #include "hashmem/engram.hpp"
 #include "hashmem/output_file.hpp"
 #include "hashmem/sha256.hpp"
 
-namespace hashmem::cli {
+namespace hashmem::bench {
 namespace {
 
 namespace fs = std::filesystem;
@@ -37,16 +38,11 @@ double hash_rate(const engram::Layout& layout, const std::vector<std::int64_t>& 
                  std::int64_t tokens, int threads, double min_seconds, std::vector<HugeVector<std::int64_t>>& out) {
   out.resize(layout.layers.size());
   for (auto& o : out) o.resize(ids.size() * static_cast<std::size_t>(layout.config.columns()));
-  double best = 1e300, spent = 0;
-  for (int pass = 0; pass < 3 || spent < min_seconds; ++pass) {
-    const double t0 = now_seconds();
+  const double best = best_seconds([&] {
     for (std::size_t l = 0; l < layout.layers.size(); ++l) {
       engram::hash_batch(layout, l, ids.data(), batch, tokens, out[l].data(), false, threads);
     }
-    const double dt = now_seconds() - t0;
-    best = std::min(best, dt);
-    spent += dt;
-  }
+  }, {.min_seconds = min_seconds});
   return static_cast<double>(batch * tokens) / best;
 }
 
@@ -60,34 +56,23 @@ double streaming_rate(const engram::Layout& layout, const std::vector<std::int64
   }
   std::vector<std::int64_t> part(static_cast<std::size_t>(batch * chunk));
   HugeVector<std::int64_t> out(part.size() * static_cast<std::size_t>(layout.config.columns()));
-  double best = 1e300, spent = 0;
-  for (int pass = 0; pass < 3 || spent < min_seconds; ++pass) {
+  const double best = best_seconds([&] {
     for (auto& h : hashers) h->reset();
-    const double t0 = now_seconds();
     for (std::int64_t t = 0; t + chunk <= tokens; t += chunk) {
       for (std::int64_t b = 0; b < batch; ++b) {
         std::copy_n(ids.begin() + b * tokens + t, chunk, part.begin() + b * chunk);
       }
       for (auto& h : hashers) h->push(part.data(), chunk, out.data());
     }
-    const double dt = now_seconds() - t0;
-    best = std::min(best, dt);
-    spent += dt;
-  }
+  }, {.min_seconds = min_seconds});
   return static_cast<double>(batch * (tokens / chunk * chunk)) / best;
 }
 
 // The machine's store bandwidth into a buffer of `bytes` (what writing the row ids alone costs), in bytes/s.
 double store_bandwidth(std::size_t bytes, double min_seconds) {
   HugeVector<std::int64_t> buffer(bytes / sizeof(std::int64_t));
-  double best = 1e300, spent = 0;
-  for (int pass = 0; pass < 3 || spent < min_seconds; ++pass) {
-    const double t0 = now_seconds();
-    std::fill(buffer.begin(), buffer.end(), pass);
-    const double dt = now_seconds() - t0;
-    best = std::min(best, dt);
-    spent += dt;
-  }
+  std::int64_t pass = 0;
+  const double best = best_seconds([&] { std::fill(buffer.begin(), buffer.end(), pass++); }, {.min_seconds = min_seconds});
   return static_cast<double>(bytes) / best;
 }
 
@@ -207,7 +192,7 @@ int run_engram_hash_bench(const EngramHashBenchOptions& o) {
 
 }  // namespace
 
-void register_bench_engram(CLI::App* bench, Action& action) {
+void register_engram_hash(CLI::App* bench, Action& action) {
   auto o = std::make_shared<EngramHashBenchOptions>();
   CLI::App* eh = bench->add_subcommand("engram-hash", "Engram n-gram hashing vs the numpy reference");
   eh->add_option("--preset", o->preset, "Engram preset")->capture_default_str();
@@ -224,4 +209,4 @@ void register_bench_engram(CLI::App* bench, Action& action) {
   eh->callback([o, &action] { action = [o] { return run_engram_hash_bench(*o); }; });
 }
 
-}  // namespace hashmem::cli
+}  // namespace hashmem::bench

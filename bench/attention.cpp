@@ -27,14 +27,16 @@
 #include <random>
 #include <sstream>
 
-#include "child_process.hpp"
-#include "cli.hpp"
+#include "hashmem/process.hpp"
+#include "bench.hpp"
+#include "timing.hpp"
 #include "hashmem/attention.hpp"
 #include "hashmem/clock.hpp"
 #include "hashmem/error.hpp"
+#include "hashmem/human.hpp"
 #include "hashmem/output_file.hpp"
 
-namespace hashmem::cli {
+namespace hashmem::bench {
 namespace {
 
 namespace fs = std::filesystem;
@@ -83,34 +85,16 @@ std::vector<std::int64_t> parse_list(const std::string& text, const char* option
 
 // ---- measurement helpers ----
 
-// Best wall time of up to 3 calls; calls are not repeated once 5 s are spent (at n = 64K exact takes ~20 s).
+// Best wall time of up to `runs` calls; no further call once 5 s are spent (at n = 64K exact takes ~20 s).
 template <class Fn>
-double best_seconds(Fn&& fn, int repeats = 3) {
-  double best = 1e300, spent = 0;
-  for (int r = 0; r < repeats && (r == 0 || spent < 5.0); ++r) {
-    const double t0 = now_seconds();
-    fn();
-    const double dt = now_seconds() - t0;
-    best = std::min(best, dt);
-    spent += dt;
-  }
-  return best;
+double best_of(Fn&& fn, int runs = 3) {
+  return best_seconds(fn, {.runs = runs, .max_seconds = 5.0});
 }
 
 // Mean time of a fast call, repeated for at least 0.2 s (best of 3 such rounds).
 template <class Fn>
 double mean_seconds(Fn&& fn) {
-  double best = 1e300;
-  for (int round = 0; round < 3; ++round) {
-    const double t0 = now_seconds();
-    std::int64_t calls = 0;
-    do {
-      fn();
-      ++calls;
-    } while (now_seconds() - t0 < 0.2 / 3);
-    best = std::min(best, (now_seconds() - t0) / static_cast<double>(calls));
-  }
-  return best;
+  return 1.0 / calls_per_second(fn, 0.2);
 }
 
 std::int64_t status_kib(const char* field) {
@@ -155,7 +139,7 @@ double timed(Fn&& fn, Memory* memory) {
     fn();
     first = now_seconds() - t0;
   });
-  return first > 5.0 ? first : std::min(first, best_seconds(fn, 2));
+  return first > 5.0 ? first : std::min(first, best_of(fn, 2));
 }
 
 double sgemm_rate(std::int64_t n, std::int64_t d) {
@@ -311,7 +295,7 @@ std::vector<Row> run_point(const AttentionBenchOptions& o, const att::Inputs& in
   if (n <= o.naive_max_n) {
     Row naive{"naive"};
     std::vector<float> naive_out(exact_out.size());
-    naive.seconds = best_seconds([&] {
+    naive.seconds = best_of([&] {
       att::exact_reference_forward<float>(dims, in.q.data(), in.k.data(), in.v.data(), naive_out.data(), nullptr, eo);
     });
     naive.gflops = flops / naive.seconds / 1e9;
@@ -409,7 +393,7 @@ std::vector<Row> run_point(const AttentionBenchOptions& o, const att::Inputs& in
     so.threads = o.threads;
     std::vector<std::uint64_t> signatures(static_cast<std::size_t>(H * n));
     const double signing =
-        best_seconds([&] { att::simhash_signatures(H * n, d, in.k.data(), so.bits, so.seed, signatures.data()); }, 1);
+        best_of([&] { att::simhash_signatures(H * n, d, in.k.data(), so.bits, so.seed, signatures.data()); }, 1);
     const att::Dims decode{H, 1, n, d, d};
     std::vector<float> query(static_cast<std::size_t>(H * d)), exact_one(query.size()), topk_one(query.size());
     struct Sums {
@@ -599,7 +583,7 @@ int run_attention_bench(const AttentionBenchOptions& o) {
 
 }  // namespace
 
-void register_bench_attention(CLI::App* bench, Action& action) {
+void register_attention(CLI::App* bench, Action& action) {
   auto o = std::make_shared<AttentionBenchOptions>();
   CLI::App* a =
       bench->add_subcommand("attention", "Exact, LSH, bucket and signature top-k attention vs exact and sgemm");
@@ -629,4 +613,4 @@ void register_bench_attention(CLI::App* bench, Action& action) {
   a->callback([o, &action] { action = [o] { return run_attention_bench(*o); }; });
 }
 
-}  // namespace hashmem::cli
+}  // namespace hashmem::bench

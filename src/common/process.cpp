@@ -1,4 +1,5 @@
-#include "child_process.hpp"
+// Running another program and measuring it (include/hashmem/process.hpp).
+#include "hashmem/process.hpp"
 
 #include <cerrno>
 #include <cstring>
@@ -7,9 +8,8 @@
 #include <unistd.h>
 
 #include "hashmem/clock.hpp"
-#include "hashmem/error.hpp"
 
-namespace hashmem::cli {
+namespace hashmem {
 
 ChildResult run_child(const std::vector<std::string>& argv) {
   if (argv.empty()) throw Error("run_child: empty command");
@@ -50,4 +50,11 @@ ChildResult run_child(const std::vector<std::string>& argv) {
   return result;
 }
 
-}  // namespace hashmem::cli
+std::string self_executable() {
+  char buf[4096];
+  const ssize_t n = ::readlink("/proc/self/exe", buf, sizeof buf - 1);
+  if (n <= 0) throw Error("cannot find the running executable (/proc/self/exe)");
+  return std::string(buf, static_cast<std::size_t>(n));
+}
+
+}  // namespace hashmem

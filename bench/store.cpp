@@ -15,15 +15,17 @@
 #include <random>
 #include <unistd.h>
 
-#include "cli.hpp"
+#include "bench.hpp"
+#include "timing.hpp"
 #include "common/huge_pages.hpp"
 #include "hashmem/clock.hpp"
 #include "hashmem/error.hpp"
+#include "hashmem/human.hpp"
 #include "hashmem/store.hpp"
 #include "store/cache_policy.hpp"
 #include "store_workload.hpp"
 
-namespace hashmem::cli {
+namespace hashmem::bench {
 namespace {
 
 namespace fs = std::filesystem;
@@ -51,24 +53,6 @@ struct RemoveOnExit {
     if (!keep) fs::remove(path, ec);
   }
 };
-
-// Runs fn() repeatedly for at least `seconds`; returns calls per second (best of 3 rounds).
-template <class Fn>
-double rate(double seconds, Fn&& fn) {
-  double best = 0;
-  for (int round = 0; round < 3; ++round) {
-    const double t0 = now_seconds();
-    std::int64_t calls = 0;
-    double t = t0;
-    do {
-      fn();
-      ++calls;
-      t = now_seconds();
-    } while (t - t0 < seconds / 3);
-    best = std::max(best, static_cast<double>(calls) / (t - t0));
-  }
-  return best;
-}
 
 // An Engram config whose single layer has about `rows` rows (orders 2–3, 8 heads).
 engram::Config config_with_rows(std::int64_t rows, std::int64_t compressed_vocab) {
@@ -120,15 +104,15 @@ ojson bench_dram_gather(const std::string& workdir, std::int64_t dim, double sec
   for (auto& id : ids) id = static_cast<std::int64_t>(rng() % static_cast<std::uint64_t>(info.tensors[0].rows));
   std::vector<float> out(batch * static_cast<std::size_t>(dim));
   std::size_t at = 0;
-  const double ours = rate(seconds, [&] {
+  const double ours = calls_per_second([&] {
     table->gather(0, ids.data() + at, batch, out.data());
     at = (at + batch) % ids.size();
-  }) * batch;
+  }, seconds) * batch;
   at = 0;
-  const double raw = rate(seconds, [&] {
+  const double raw = calls_per_second([&] {
     raw_gather(copy.data(), rb, ids.data() + at, batch, reinterpret_cast<std::uint8_t*>(out.data()));
     at = (at + batch) % ids.size();
-  }) * batch;
+  }, seconds) * batch;
   table.reset();
   return {{"row_bytes", rb}, {"table_bytes", info.tensors[0].bytes}, {"rows_per_s", ours},
           {"raw_rows_per_s", raw}, {"gb_per_s", ours * rb / 1e9}, {"raw_gb_per_s", raw * rb / 1e9},
@@ -266,9 +250,9 @@ int run_store_bench(const StoreBenchOptions& o) {
   return 0;
 }
 
-}  // namespace hashmem::cli
+}  // namespace hashmem::bench
 
-namespace hashmem::cli {
+namespace hashmem::bench {
 namespace {
 
 struct GatherBenchOptions {
@@ -371,7 +355,7 @@ int run_gather_bench(const GatherBenchOptions& o) {
 
 }  // namespace
 
-void register_bench_store(CLI::App* bench, Action& action) {
+void register_store(CLI::App* bench, Action& action) {
   auto o = std::make_shared<StoreBenchOptions>();
   CLI::App* s = bench->add_subcommand("store", "Tiered store: DRAM gather, SSD IOPS, text workload (>= 8 GiB table)");
   s->add_option("--workdir", o->workdir, "Scratch directory for the tables (deleted after)")->capture_default_str();
@@ -406,4 +390,4 @@ void register_bench_store(CLI::App* bench, Action& action) {
   ga->callback([g, &action] { action = [g] { return run_gather_bench(*g); }; });
 }
 
-}  // namespace hashmem::cli
+}  // namespace hashmem::bench

@@ -9,15 +9,16 @@
 #include <sstream>
 #include <unordered_map>
 
-#include "child_process.hpp"
-#include "cli.hpp"
+#include "hashmem/process.hpp"
+#include "bench.hpp"
 #include "hashmem/clock.hpp"
 #include "hashmem/error.hpp"
+#include "hashmem/human.hpp"
 #include "hashmem/output_file.hpp"
 #include "hashmem/engram.hpp"
 #include "store/cache_policy.hpp"
 
-namespace hashmem::cli {
+namespace hashmem::bench {
 namespace {
 
 namespace fs = std::filesystem;
@@ -278,4 +279,4 @@ ojson run_text_workload(const StoreBenchOptions& o, const Workload& w, const std
   return out;
 }
 
-}  // namespace hashmem::cli
+}  // namespace hashmem::bench
