@@ -1,6 +1,10 @@
 #include <gtest/gtest.h>
 #include <filesystem>
+#include <csignal>
 #include <random>
+#include <sys/wait.h>
+#include <unistd.h>
+#include <vector>
 
 #include "common/mt19937.hpp"
 #include "hashmem/error.hpp"
@@ -74,6 +78,77 @@ TEST(OutputFile, UnwritablePathsAreClearErrors) {
   }
   EXPECT_THROW(OutputFile(dir.path().string()), Error);  // a directory
   EXPECT_THROW(OutputFile(""), Error);
+}
+
+// Names in `dir` that look like temporaries of `base` ("<base>.tmp-XXXXXX").
+std::vector<std::string> temporaries_of(const std::filesystem::path& dir, const std::string& base) {
+  std::vector<std::string> names;
+  for (const auto& e : std::filesystem::directory_iterator(dir)) {
+    const std::string name = e.path().filename().string();
+    if (name.rfind(base + ".tmp-", 0) == 0) names.push_back(name);
+  }
+  return names;
+}
+
+TEST(StaleTemporaries, ALiveWritersTemporaryIsKept) {
+  ScratchDir dir;
+  const std::string path = dir.file("a.bin");
+  OutputFile out(path);
+  out.write(std::string(5 << 20, 'x'));
+  ASSERT_EQ(temporaries_of(dir.path(), "a.bin").size(), 1u);
+  EXPECT_EQ(remove_stale_temporaries(path), 0u);
+  OutputFile second(path);  // another writer of the same target leaves the first one's file alone
+  EXPECT_EQ(temporaries_of(dir.path(), "a.bin").size(), 2u);
+  out.commit();
+  EXPECT_EQ(testing::read_file(path).size(), 5u << 20);
+}
+
+TEST(StaleTemporaries, LeftoversOfTheTargetGoOnTheNextWriteOthersStay) {
+  ScratchDir dir;
+  const std::string path = dir.file("a.bin");
+  testing::write_file(dir.file("a.bin.tmp-Ab12Z9"), std::string(1 << 20, 'x'));  // nobody holds it: stale
+  testing::write_file(dir.file("a.bin.work"), "stale working copy");
+  testing::write_file(dir.file("a.bin.tmp-toolong1"), "not ours: other name");
+  testing::write_file(dir.file("b.bin.tmp-Ab12Z9"), "another target's");
+  write_file_atomically(path, "new");
+  EXPECT_FALSE(std::filesystem::exists(dir.file("a.bin.tmp-Ab12Z9")));
+  EXPECT_TRUE(std::filesystem::exists(dir.file("a.bin.work")));  // only named extras are removed
+  EXPECT_TRUE(std::filesystem::exists(dir.file("a.bin.tmp-toolong1")));
+  EXPECT_TRUE(std::filesystem::exists(dir.file("b.bin.tmp-Ab12Z9")));
+  EXPECT_GT(remove_stale_temporaries(path, {".work"}), 0u);
+  EXPECT_FALSE(std::filesystem::exists(dir.file("a.bin.work")));
+  EXPECT_EQ(testing::read_file(path), "new");
+}
+
+TEST(StaleTemporaries, AWriterKilledWithSigkillIsCleanedUpAfter) {
+  ScratchDir dir;
+  const std::string path = dir.file("a.bin");
+  testing::write_file(path, "old");
+  int ready[2];
+  ASSERT_EQ(::pipe(ready), 0);
+  const pid_t child = ::fork();
+  ASSERT_GE(child, 0);
+  if (child == 0) {
+    OutputFile out(path);
+    out.write(std::string(3 << 20, 'x'));
+    const char one = 1;
+    if (::write(ready[1], &one, 1) != 1) ::_exit(2);
+    ::pause();  // killed here, mid-write
+    ::_exit(0);
+  }
+  char byte = 0;
+  ASSERT_EQ(::read(ready[0], &byte, 1), 1);
+  ASSERT_EQ(temporaries_of(dir.path(), "a.bin").size(), 1u);
+  EXPECT_EQ(remove_stale_temporaries(path), 0u);  // still alive: held
+  ::kill(child, SIGKILL);
+  int status = 0;
+  ::waitpid(child, &status, 0);
+  ::close(ready[0]);
+  ::close(ready[1]);
+  ASSERT_EQ(temporaries_of(dir.path(), "a.bin").size(), 1u);  // kill -9 cannot be caught: the leftover is there
+  write_file_atomically(path, "next");                       // the next writer of the target removes it
+  EXPECT_TRUE(temporaries_of(dir.path(), "a.bin").empty());
+  EXPECT_EQ(testing::read_file(path), "next");
 }
 
 TEST(MappedFile, ReadsAndReportsMissingFiles) {

@@ -5,7 +5,9 @@
 #include <cstdlib>
 #include <mutex>
 #include <cstring>
+#include <dirent.h>
 #include <fcntl.h>
+#include <sys/file.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -22,6 +24,22 @@ std::string directory_of(const std::string& path) {
   if (slash == std::string::npos) return ".";
   if (slash == 0) return "/";
   return path.substr(0, slash);
+}
+
+std::string base_name(const std::string& path) {
+  auto slash = path.rfind('/');
+  return slash == std::string::npos ? path : path.substr(slash + 1);
+}
+
+// "<base>.tmp-XXXXXX" as mkstemp makes it (six characters of [A-Za-z0-9]).
+bool is_temporary_of(std::string_view name, std::string_view base) {
+  constexpr std::string_view kTag = ".tmp-";
+  if (name.size() != base.size() + kTag.size() + 6 || name.substr(0, base.size()) != base) return false;
+  if (name.substr(base.size(), kTag.size()) != kTag) return false;
+  for (char c : name.substr(base.size() + kTag.size())) {
+    if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9'))) return false;
+  }
+  return true;
 }
 
 // Temporary files still being written, so that Ctrl-C / SIGTERM / SIGHUP remove them before the process
@@ -74,9 +92,16 @@ OutputFile::OutputFile(const std::string& path) : path_(path) {
     if (::stat(path.c_str(), &st) == 0 && S_ISDIR(st.st_mode)) {
       throw Error("cannot write '" + path + "': it is a directory");
     }
-    temp_path_ = path + ".tmp-XXXXXX";
-    fd_ = ::mkstemp(temp_path_.data());
-    if (fd_ < 0) throw Error("cannot create output file '" + path + "': " + errno_text());
+    remove_stale_temporaries(path);
+    // Held under an flock for the object's life, so a later cleaner knows it from a dead writer's leftover. A
+    // cleaner that took the lock between mkstemp and flock has removed the file: make another.
+    for (int attempt = 0;; ++attempt) {
+      temp_path_ = path + ".tmp-XXXXXX";
+      fd_ = ::mkstemp(temp_path_.data());
+      if (fd_ < 0) throw Error("cannot create output file '" + path + "': " + errno_text());
+      if (hold_temporary(fd_) || attempt == 16) break;
+      ::close(fd_);
+    }
     ::fchmod(fd_, 0644);
     register_temporary(temp_path_.c_str());
   }
@@ -147,6 +172,42 @@ void OutputFile::commit() {
     ::fsync(dir);
     ::close(dir);
   }
+}
+
+bool hold_temporary(int fd) {
+  while (::flock(fd, LOCK_EX) != 0) {
+    if (errno != EINTR) return true;  // a file system without flock: nothing to hold, nothing a cleaner could see
+  }
+  struct stat st {};
+  return ::fstat(fd, &st) != 0 || st.st_nlink > 0;
+}
+
+std::uint64_t remove_stale_temporaries(const std::string& path, std::initializer_list<std::string_view> extra) {
+  const std::string dir = directory_of(path), base = base_name(path);
+  DIR* d = ::opendir(dir.c_str());
+  if (!d) return 0;
+  std::uint64_t freed = 0;
+  while (const dirent* e = ::readdir(d)) {
+    const std::string_view name = e->d_name;
+    bool candidate = is_temporary_of(name, base);
+    for (std::string_view suffix : extra) {
+      candidate |= name.size() == base.size() + suffix.size() && name.substr(0, base.size()) == base &&
+                   name.substr(base.size()) == suffix;
+    }
+    if (!candidate) continue;
+    const int fd = ::openat(::dirfd(d), e->d_name, O_RDONLY | O_NOFOLLOW | O_CLOEXEC | O_NONBLOCK);
+    if (fd < 0) continue;
+    struct stat st {}, now {};
+    // Nobody holds it (its writer died) and the name still points at the file we locked: remove it.
+    if (::fstat(fd, &st) == 0 && S_ISREG(st.st_mode) && ::flock(fd, LOCK_EX | LOCK_NB) == 0 &&
+        ::fstatat(::dirfd(d), e->d_name, &now, AT_SYMLINK_NOFOLLOW) == 0 && now.st_ino == st.st_ino &&
+        now.st_dev == st.st_dev && ::unlinkat(::dirfd(d), e->d_name, 0) == 0) {
+      freed += static_cast<std::uint64_t>(st.st_blocks) * 512;
+    }
+    ::close(fd);
+  }
+  ::closedir(d);
+  return freed;
 }
 
 void write_file_atomically(const std::string& path, std::string_view contents) {
