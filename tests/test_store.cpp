@@ -141,7 +141,7 @@ TEST_P(StoreFormat, CreateReadVerifyRoundTrip) {
   // Deterministic init: the same options give the same bytes; N(0, 1) roughly.
   const std::string again = dir.file("u.safetensors");
   create_table(small_options(GetParam()), again);
-  EXPECT_EQ(testing::read_file(path), testing::read_file(again));
+  EXPECT_TRUE(testing::read_file(path) == testing::read_file(again));
   std::vector<std::int64_t> all(static_cast<std::size_t>(info.tensors[0].rows));
   for (std::size_t i = 0; i < all.size(); ++i) all[i] = static_cast<std::int64_t>(i);
   const std::vector<float> v = rows_from_file(info, 0, all);
@@ -526,7 +526,8 @@ void kill_while_writing(const std::string& args, const std::string& target, cons
   const pid_t pid = ::fork();
   ASSERT_GE(pid, 0);
   if (pid == 0) {
-    ::execl("/bin/sh", "sh", "-c", (std::string(HASHMEM_CLI) + " " + args + " >/dev/null 2>&1").c_str(), nullptr);
+    // `exec`: the shell becomes the CLI, so the SIGKILL below reaches the writer itself (not a shell around it).
+    ::execl("/bin/sh", "sh", "-c", ("exec " + std::string(HASHMEM_CLI) + " " + args + " >/dev/null 2>&1").c_str(), nullptr);
     ::_exit(127);
   }
   const std::string prefix = std::filesystem::path(target).filename().string() + ".tmp-";
@@ -544,6 +545,16 @@ void kill_while_writing(const std::string& args, const std::string& target, cons
   EXPECT_TRUE(WIFSIGNALED(status)) << "the job finished before it could be killed";
 }
 
+// What writers of `name` leave when killed: "<name>.tmp-XXXXXX" temporaries and the SSD tier's "<name>.work".
+std::vector<std::string> leftovers_of(const std::filesystem::path& dir, const std::string& name) {
+  std::vector<std::string> found;
+  for (const auto& e : std::filesystem::directory_iterator(dir)) {
+    const std::string f = e.path().filename().string();
+    if (f.rfind(name + ".tmp-", 0) == 0 || f == name + ".work") found.push_back(f);
+  }
+  return found;
+}
+
 TEST(StoreCrash, KillDuringCreateLeavesTheOldTable) {
   ScratchDir dir;
   const std::string path = dir.file("t.safetensors");
@@ -554,8 +565,20 @@ TEST(StoreCrash, KillDuringCreateLeavesTheOldTable) {
   // A much bigger table (~100 MB) over the same path, killed while it is being written.
   kill_while_writing("table create --config " HASHMEM_TEST_DATA "/store/medium-config.json --dim 32 --dtype bf16 --out " + path,
                      path, dir.path().string());
-  EXPECT_EQ(testing::read_file(path), before);
+  EXPECT_TRUE(testing::read_file(path) == before);
   EXPECT_TRUE(verify_table(path).empty());
+  // kill -9 cannot be caught: the temporary stays until the next open or create of the same table removes it.
+  EXPECT_EQ(leftovers_of(dir.path(), "t.safetensors").size(), 1u);
+  Table::open(path);
+  EXPECT_TRUE(leftovers_of(dir.path(), "t.safetensors").empty());
+  kill_while_writing("table create --config " HASHMEM_TEST_DATA "/store/medium-config.json --dim 32 --dtype bf16 --out " + path,
+                     path, dir.path().string());
+  EXPECT_EQ(leftovers_of(dir.path(), "t.safetensors").size(), 1u);
+  ASSERT_EQ(testing::run_command(std::string(HASHMEM_CLI) + " table create --config " + HASHMEM_TEST_DATA +
+                                     "/store/small-config.json --dim 32 --dtype bf16 --out " + path,
+                                 dir.path().string()).exit_code, 0);
+  EXPECT_TRUE(leftovers_of(dir.path(), "t.safetensors").empty());
+  EXPECT_TRUE(testing::read_file(path) == before);
 }
 
 TEST(StoreCrash, KillDuringCheckpointLeavesAConsistentTable) {
@@ -569,6 +592,12 @@ TEST(StoreCrash, KillDuringCheckpointLeavesAConsistentTable) {
                            " --dram-budget 1000000 --steps 1000000 --rows 64 --checkpoint-every 1",
                        path, dir.path().string());
     EXPECT_TRUE(verify_table(path).empty()) << tier;
+    EXPECT_FALSE(leftovers_of(dir.path(), "t.safetensors").empty()) << tier;  // a temporary (and the SSD working copy)
+    OpenOptions o;
+    o.tier = std::string(tier) == "ssd" ? Tier::ssd : Tier::dram;
+    o.writable = true;
+    Table::open(path, o);  // cleans up what the killed writer left
+    EXPECT_TRUE(leftovers_of(dir.path(), "t.safetensors").empty()) << tier;
   }
 }
 

@@ -115,6 +115,8 @@ struct Stats {
   // inflight_hits: a read already in flight for the same row was shared; misses: a read was issued.
   std::uint64_t static_hits = 0, cache_hits = 0, inflight_hits = 0, misses = 0;
   std::uint64_t reads = 0, bytes_read = 0, writes = 0, bytes_written = 0;
+  std::uint64_t write_errors = 0;     // write-backs that failed while a gather admitted a row (the dirty row stayed
+                                      // cached; the next checkpoint reports the error)
   std::uint64_t late_rows = 0;        // rows whose read was not done when gather wanted them
   double late_seconds = 0;            // time gather spent waiting for reads
   std::uint64_t max_queue_depth = 0;

@@ -1,3 +1,4 @@
+#include <algorithm>
 #include <array>
 #include <atomic>
 #include <cerrno>
@@ -11,6 +12,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "common/fault_injection.hpp"
 #include "hashmem/error.hpp"
 #include "hashmem/output_file.hpp"
 
@@ -128,7 +130,11 @@ OutputFile::~OutputFile() {
 void OutputFile::write_through(const char* data, std::size_t size) {
   std::size_t off = 0;
   while (off < size) {
-    ssize_t n = ::write(fd_, data + off, size - off);
+    const fault::Outcome f = fault::check(fault::Op::write, temp_path_.empty() ? path_ : temp_path_);
+    std::size_t want = size - off;
+    if (f.max_bytes >= 0) want = std::min(want, static_cast<std::size_t>(f.max_bytes));
+    ssize_t n = f.error ? -1 : ::write(fd_, data + off, want);
+    if (f.error) errno = f.error;
     if (n < 0) {
       if (errno == EINTR) continue;
       throw Error("cannot write '" + path_ + "': " + errno_text());
@@ -159,7 +165,9 @@ void OutputFile::commit() {
   flush_buffer();
   committed_ = true;
   if (to_stdout_) return;
-  if (::fsync(fd_) != 0) {
+  const fault::Outcome f = fault::check(fault::Op::sync, temp_path_);
+  if (f.error) errno = f.error;
+  if (f.error || ::fsync(fd_) != 0) {
     committed_ = false;
     throw Error("cannot fsync '" + path_ + "': " + errno_text());
   }

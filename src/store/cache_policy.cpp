@@ -106,6 +106,11 @@ class SlotTable {
     return row;
   }
   std::int64_t row(std::int64_t s) const { return row_[static_cast<std::size_t>(s)]; }
+  void rekey(std::int64_t s, std::int64_t row) {
+    map_.erase(row_[static_cast<std::size_t>(s)]);
+    row_[static_cast<std::size_t>(s)] = row;
+    map_.set(row, s);
+  }
   std::int64_t capacity() const { return capacity_; }
   std::int64_t size() const { return capacity_ - static_cast<std::int64_t>(free_.size()); }
 
@@ -132,6 +137,7 @@ class SlottedPolicy : public CachePolicy {
   void prefetch(std::int64_t row) const override { slots_.prefetch(row); }
   void pin(std::int64_t s) override { slots_.pin(s); }
   void unpin(std::int64_t s) override { slots_.unpin(s); }
+  void replace(std::int64_t s, std::int64_t row) override { slots_.rekey(s, row); }
   std::int64_t capacity() const override { return slots_.capacity(); }
   std::int64_t size() const override { return slots_.size(); }
 

@@ -48,6 +48,10 @@ class CachePolicy {
   // the window's oldest row and main's oldest probation row, so *evicted may be either.
   // REQUIRES: row >= 0 and not cached.
   virtual std::int64_t admit(std::int64_t row, std::int64_t* evicted) = 0;
+  // The slot holds `row` from now on, keeping its place in the policy's order. It undoes an admission whose evicted
+  // row could not be written back: the evicted row returns to its slot. REQUIRES: the slot holds a row, `row` is
+  // not cached.
+  virtual void replace(std::int64_t slot, std::int64_t row) = 0;
   // Pin counts: a slot pinned n times needs n unpins before it can be evicted. REQUIRES: 0 <= slot < capacity,
   // the slot holds a row, and unpin follows a pin.
   virtual void pin(std::int64_t slot) = 0;

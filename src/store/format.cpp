@@ -10,6 +10,7 @@
 #include <unistd.h>
 #include <xxhash.h>
 
+#include "common/file_io.hpp"
 #include "common/huge_pages.hpp"
 #include "common/parallel.hpp"
 #include "hashmem/error.hpp"
@@ -96,20 +97,14 @@ void normal_pair(std::uint64_t key, std::uint64_t p, float out[2]) {
   out[1] = static_cast<float>(r * std::sin(2 * M_PI * u2));
 }
 
-}  // namespace
-
-std::string read_exact(int fd, std::uint64_t offset, std::size_t size, const std::string& path) {
+// `size` bytes at `offset` as a string (file_io's read_exact).
+std::string read_bytes(int fd, std::uint64_t offset, std::size_t size, const std::string& path) {
   std::string out(size, '\0');
-  std::size_t done = 0;
-  while (done < size) {
-    const ssize_t r = ::pread(fd, out.data() + done, size - done, static_cast<off_t>(offset + done));
-    if (r < 0 && errno == EINTR) continue;
-    if (r < 0) throw Error("cannot read table '" + path + "': " + std::strerror(errno));
-    if (r == 0) throw Error("table '" + path + "' is truncated (reading at byte " + std::to_string(offset + done) + ")");
-    done += static_cast<std::size_t>(r);
-  }
+  read_exact(fd, offset, out.data(), size, path);
   return out;
 }
+
+}  // namespace
 
 std::vector<TensorInfo> plan_tensors(const engram::Layout& layout, DType dtype, std::int64_t dim,
                                      std::uint64_t data_start) {
@@ -249,11 +244,11 @@ void write_table_file(const TableInfo& info, const std::string& path, int thread
 
 TableInfo parse_header(const std::string& path, int fd, std::uint64_t file_bytes) {
   if (file_bytes < 8) throw Error("table '" + path + "' is truncated: " + std::to_string(file_bytes) + " bytes, no header");
-  const std::string prefix = read_exact(fd, 0, 8, path);
+  const std::string prefix = read_bytes(fd, 0, 8, path);
   const std::uint64_t n = get_u64(reinterpret_cast<const unsigned char*>(prefix.data()));
   if (n > (100u << 20)) throw Error("table '" + path + "' is not a safetensors file (header length " + std::to_string(n) + ")");
   if (8 + n > file_bytes) throw Error("table '" + path + "' is truncated: the header needs " + std::to_string(8 + n) + " bytes, the file has " + std::to_string(file_bytes));
-  const std::string header = read_exact(fd, 8, n, path);
+  const std::string header = read_bytes(fd, 8, n, path);
   json j = json::parse(header, nullptr, /*allow_exceptions=*/false);
   auto bad = [&](const std::string& what) { return Error("table '" + path + "' has a bad header: " + what); };
   if (j.is_discarded() || !j.is_object()) throw bad("not valid JSON");
@@ -303,7 +298,7 @@ TableInfo parse_header(const std::string& path, int fd, std::uint64_t file_bytes
     throw Error("table '" + path + "' is " + (file_bytes < want ? "truncated" : "too long") + ": " +
                 std::to_string(file_bytes) + " bytes, its header describes " + std::to_string(want));
   }
-  const std::string first = read_exact(fd, info.checksums_offset, 8, path);
+  const std::string first = read_bytes(fd, info.checksums_offset, 8, path);
   if (get_u64(reinterpret_cast<const unsigned char*>(first.data())) != XXH3_64bits(header.data(), header.size())) {
     throw bad("header checksum mismatch (the header was modified or damaged)");
   }
@@ -333,7 +328,7 @@ std::vector<std::string> verify_table(const std::string& path, bool show_progres
   std::vector<std::string> damaged;
   try {
     const std::uint64_t count = checksum_count(info.tensors, info.checksum_block);
-    const std::string stored = read_exact(fd, info.checksums_offset, 8 * count, path);
+    const std::string stored = read_bytes(fd, info.checksums_offset, 8 * count, path);
     auto sum = [&](std::uint64_t i) { return get_u64(reinterpret_cast<const unsigned char*>(stored.data()) + 8 * i); };
     std::unique_ptr<Progress> progress;
     if (show_progress) progress = std::make_unique<Progress>("verify " + path, info.data_bytes());
@@ -342,7 +337,7 @@ std::vector<std::string> verify_table(const std::string& path, bool show_progres
     for (const TensorInfo& t : info.tensors) {
       for (std::uint64_t begin = 0; begin < t.bytes; begin += chunk) {
         const std::uint64_t end = std::min(t.bytes, begin + chunk);
-        const std::string data = read_exact(fd, t.offset + begin, end - begin, path);
+        const std::string data = read_bytes(fd, t.offset + begin, end - begin, path);
         for (std::uint64_t b = begin; b < end; b += info.checksum_block, ++index) {
           const std::uint64_t h = XXH3_64bits(data.data() + (b - begin), std::min(end, b + info.checksum_block) - b);
           if (h != sum(index)) {

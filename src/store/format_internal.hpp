@@ -1,4 +1,4 @@
-// Pieces of the table format shared by format.cpp (create/read/verify) and table.cpp (open/checkpoint).
+// Pieces of the table format shared by format.cpp (create/read/verify), table.cpp (open) and checkpoint.cpp.
 #pragma once
 
 #include <cstdint>
@@ -13,9 +13,6 @@ namespace hashmem::store {
 inline constexpr const char* kFormatName = "hashmem-table";
 inline constexpr const char* kChecksumTensor = "__checksums__";
 inline constexpr std::uint64_t kAlign = 4096;  // data start, O_DIRECT offsets, lengths and buffers
-
-// Reads exactly `size` bytes at `offset` (pread loop). Throws Error naming `path` on failure or end of file.
-std::string read_exact(int fd, std::uint64_t offset, std::size_t size, const std::string& path);
 
 // Parses and validates the header of an open table file of `file_bytes` bytes.
 TableInfo parse_header(const std::string& path, int fd, std::uint64_t file_bytes);

@@ -1,10 +1,13 @@
 #include "store/io_engine.hpp"
 
+#include <algorithm>
 #include <cerrno>
+#include <vector>
 #include <cstring>
 #include <sys/eventfd.h>
 #include <unistd.h>
 
+#include "common/fault_injection.hpp"
 #include "hashmem/error.hpp"
 
 namespace hashmem::store {
@@ -67,29 +70,52 @@ void IoEngine::wait(ReadRequest* r, std::uint32_t need) {
   std::unique_lock<std::mutex> lock(mu_);
   cv_.wait(lock, [&] { return r->done; });
   if (r->result < 0) {
-    throw Error("read of '" + path_ + "' at byte " + std::to_string(r->offset) + " failed: " + std::strerror(-r->result));
+    throw Error("cannot read '" + path_ + "' at byte " + std::to_string(r->offset) + ": " + std::strerror(-r->result));
   }
   if (static_cast<std::uint32_t>(r->result) < need) {
-    throw Error("table '" + path_ + "' is truncated: a read at byte " + std::to_string(r->offset) + " returned " +
-                std::to_string(r->result) + " of " + std::to_string(need) + " bytes");
+    throw Error("short read of '" + path_ + "' at byte " + std::to_string(r->offset) + ": " +
+                std::to_string(r->result) + " of " + std::to_string(need) + " bytes (truncated file or failing device)");
   }
 }
 
 void IoEngine::loop() {
+  std::vector<ReadRequest*> batch;
   for (;;) {
+    batch.clear();
     {
       std::lock_guard<std::mutex> lock(mu_);
       if (stop_ && in_flight_ == 0) return;
       while (!stop_ && in_flight_ < queue_depth_ && !pending_.empty()) {
-        io_uring_sqe* sqe = io_uring_get_sqe(&ring_);
-        if (!sqe) break;
-        ReadRequest* r = pending_.front();
+        batch.push_back(pending_.front());
         pending_.pop_front();
-        io_uring_prep_read(sqe, fd_, r->buffer, r->length, r->offset);
-        io_uring_sqe_set_data(sqe, r);
         ++in_flight_;
       }
       if (in_flight_ > max_in_flight_) max_in_flight_ = in_flight_;
+    }
+    // The fault point, outside the lock (an injected delay stalls this device, not the callers): a failed read
+    // completes at once with −errno; a short one reads fewer blocks.
+    std::vector<std::pair<ReadRequest*, int>> completed_now;
+    for (ReadRequest* r : batch) {
+      const fault::Outcome f = fault::check(fault::Op::read, path_);
+      std::uint32_t length = r->length;
+      if (f.max_bytes >= 0) length = static_cast<std::uint32_t>(std::min<std::int64_t>(length, f.max_bytes / 4096 * 4096));
+      if (f.error || length == 0) {
+        completed_now.emplace_back(r, f.error ? -f.error : 0);
+        continue;
+      }
+      io_uring_sqe* sqe = io_uring_get_sqe(&ring_);  // room: at most queue_depth reads + the wakeup are queued
+      io_uring_prep_read(sqe, fd_, r->buffer, length, r->offset);
+      io_uring_sqe_set_data(sqe, r);
+    }
+    if (!completed_now.empty()) {
+      std::lock_guard<std::mutex> lock(mu_);
+      for (auto [r, result] : completed_now) {
+        r->result = result;
+        r->done = true;
+        --in_flight_;
+        ++reads_;
+      }
+      cv_.notify_all();
     }
     int err = io_uring_submit_and_wait(&ring_, 1);
     if (err < 0 && err != -EINTR && err != -EAGAIN && err != -EBUSY) {

@@ -1,0 +1,31 @@
+// store::Table::checkpoint / checkpoint_to: the table's current rows written as a fresh table file, atomically
+// (temporary, fsync, rename: a crash or an error leaves the previous file whole), Adam's moments first.
+#include <unistd.h>
+
+#include "hashmem/error.hpp"
+#include "store/format_internal.hpp"
+#include "store/table_impl.hpp"
+
+namespace hashmem::store {
+
+void Table::checkpoint() { checkpoint_to(impl_->path); }
+
+void Table::checkpoint_to(const std::string& target) {
+  Impl& m = *impl_;
+  if (!m.opt.writable) throw Error("table '" + m.path + "' was opened read-only: checkpoint needs writable = true");
+  std::unique_lock<std::shared_mutex> exclusive(m.rw);
+  // Adam's moments first: a crash between the two files leaves new moments beside old rows, which Adam tolerates
+  // (the moments are running averages); the rows themselves are never half-written. Moments on disk that were
+  // never loaded (no update since open) are loaded now, so a copy elsewhere carries them too.
+  if (!m.moments && target != m.path && ::access((m.path + ".adam").c_str(), F_OK) == 0) m.adam_moments();
+  if (m.moments) m.moments->checkpoint_to(target + ".adam");
+  // The backing first holds every row's current bytes (dirty rows written back), then a fresh file is made of it.
+  m.tier->flush();
+  write_table_file(m.info, target, 0, [&](const TensorInfo& t, std::int64_t first, std::int64_t last, std::uint8_t* dst,
+                                          int) {
+    const std::size_t tensor = static_cast<std::size_t>(&t - m.info.tensors.data());
+    m.tier->read_range(m.base[tensor] + first, last - first, dst);
+  });
+}
+
+}  // namespace hashmem::store
