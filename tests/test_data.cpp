@@ -427,6 +427,38 @@ TEST(DataTokenizer, TrainingIsDeterministic) {
   EXPECT_THROW(data::train_tokenizer(corpus, {100, 2}), Error);
 }
 
+// Generation prints prompt + completion: the completion's first word keeps its space ("the king" + "▁of").
+TEST(DataTokenizer, AContinuationKeepsTheSpaceAtItsBoundary) {
+  std::uint32_t state = 5;
+  std::string corpus;
+  for (int d = 0; d < 30; ++d) {
+    std::string doc;
+    for (int p = 0; p < 8; ++p) doc += sentence(state, 16) + ".\n";
+    data::append_document(corpus, doc);
+  }
+  const std::string model = data::train_tokenizer(corpus, {350, 2});
+  sentencepiece::SentencePieceProcessor processor;
+  ASSERT_TRUE(processor.LoadFromSerializedProto(model).ok());
+  const std::string text = sentence(state, 12) + ".";
+  const std::vector<std::int32_t> ids = data::encode_text(model, text);
+  const std::string whole = data::decode_ids(model, ids);
+  int word_boundaries = 0;
+  for (std::size_t k = 1; k < ids.size(); ++k) {
+    const std::vector<std::int32_t> head(ids.begin(), ids.begin() + static_cast<std::ptrdiff_t>(k)),
+        tail(ids.begin() + static_cast<std::ptrdiff_t>(k), ids.end());
+    const std::string continuation = data::decode_continuation(model, head, tail);
+    EXPECT_EQ(data::decode_ids(model, head) + continuation, whole) << "split at " << k;
+    if (processor.IdToPiece(ids[k]).rfind("\xe2\x96\x81", 0) == 0) {  // "▁": the piece starts a word
+      ++word_boundaries;
+      EXPECT_EQ(continuation[0], ' ') << "split at " << k;
+      EXPECT_NE(data::decode_ids(model, tail)[0], ' ');  // what decoding the ids alone gives (the bug)
+    }
+  }
+  EXPECT_GT(word_boundaries, 3);
+  EXPECT_EQ(data::decode_continuation(model, ids, {}), "");
+  EXPECT_THROW(data::decode_continuation(model, ids, {350}), Error);
+}
+
 TEST(DataTokenizer, TokenIdFilesRoundTripAndRejectDamage) {
   ScratchDir dir;
   data::TokenIds ids;

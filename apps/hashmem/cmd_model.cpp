@@ -3,6 +3,7 @@
 // compression, and runs hashmem-model (libtorch) beside this executable for the tensor work: the two libraries
 // cannot share a process (their protobuf builds clash).
 #include <algorithm>
+#include <cctype>
 #include <cmath>
 #include <cstdio>
 #include <filesystem>
@@ -221,7 +222,11 @@ int run_generate(const GenerateArgs& a) {
     check["same_tokens"] = check["tokens"] == r["tokens"];
     check.erase("tokens");
   }
-  const std::string completion = data::decode_ids(spm.view(), out);
+  std::string completion = data::decode_continuation(spm.view(), prompt, out);
+  // The prompt is printed as given: a space it ends with already separates it from the completion.
+  if (!text.empty() && std::isspace(static_cast<unsigned char>(text.back())) && !completion.empty() && completion[0] == ' ') {
+    completion.erase(0, 1);
+  }
   if (a.json) {
     nlohmann::ordered_json j = {{"prompt", text}, {"prompt_tokens", prompt.size()}, {"completion", completion}};
     for (auto& [k, v] : r.items()) j[k] = v;

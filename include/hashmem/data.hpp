@@ -140,6 +140,11 @@ std::vector<std::int32_t> encode_text(std::string_view model, std::string_view t
 // The text of ids (SentencePiece's decode: control pieces such as </s> decode to nothing). Throws Error naming an
 // id outside the model.
 std::string decode_ids(std::string_view model, const std::vector<std::int32_t>& ids);
+// The text `ids` add after `context` (generation: the completion printed after its prompt). Decoding the ids
+// alone would lose the space of their first piece ("▁of" at the start of a text decodes to "of": "the kingof"),
+// so this is decode(context + ids) past decode(context). Throws Error as decode_ids does.
+std::string decode_continuation(std::string_view model, const std::vector<std::int32_t>& context,
+                                const std::vector<std::int32_t>& ids);
 
 struct TokenIds {
   std::vector<std::uint64_t> document_starts;  // D + 1 entries

@@ -134,6 +134,21 @@ std::string decode_ids(std::string_view model, const std::vector<std::int32_t>& 
   return text;
 }
 
+std::string decode_continuation(std::string_view model, const std::vector<std::int32_t>& context,
+                                const std::vector<std::int32_t>& ids) {
+  if (ids.empty()) return {};
+  std::vector<std::int32_t> all = context;
+  all.insert(all.end(), ids.begin(), ids.end());
+  const std::string whole = decode_ids(model, all), head = decode_ids(model, context);
+  if (whole.compare(0, head.size(), head) == 0) return whole.substr(head.size());
+  // Decoding is piece by piece, so the context's text is a prefix of the whole; should a model ever break that,
+  // the ids' own text with the word boundary of their first piece restored.
+  sentencepiece::SentencePieceProcessor processor;
+  load_model(processor, model);
+  const std::string tail = decode_ids(model, ids);
+  return processor.IdToPiece(ids.front()).rfind("\xe2\x96\x81", 0) == 0 ? " " + tail : tail;
+}
+
 TokenIds tokenize_documents(std::string_view model, std::string_view corpus, int threads, Progress* progress) {
   sentencepiece::SentencePieceProcessor processor;
   load_model(processor, model);

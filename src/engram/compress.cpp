@@ -17,7 +17,6 @@
 #include "hashmem/engram.hpp"
 #include "hashmem/error.hpp"
 #include "hashmem/mapped_file.hpp"
-#include "hashmem/sha256.hpp"
 
 namespace hashmem::engram {
 namespace {
@@ -260,39 +259,6 @@ Compression compress_tokenizer(const std::string& path) {
     }
   }
   return json ? compress_hf_tokenizer(path) : compress_sentencepiece(path);
-}
-
-void compress_ids(const Compression& compression, const std::int64_t* ids, std::size_t n, std::int64_t* out) {
-  for (std::size_t i = 0; i < n; ++i) {
-    const std::int64_t id = ids[i];
-    if (id < 0) {
-      out[i] = id;
-    } else if (id < compression.tokenizer_entries) {
-      out[i] = compression.lookup[static_cast<std::size_t>(id)];
-    } else {
-      throw Error("token id " + std::to_string(id) + " at position " + std::to_string(i) +
-                  " is not below the tokenizer size " + std::to_string(compression.tokenizer_entries));
-    }
-  }
-}
-
-std::string compression_json(const Compression& c) {
-  return nlohmann::ordered_json{{"tokenizer_entries", c.tokenizer_entries},
-                                {"compressed_vocab", c.compressed_vocab},
-                                {"lookup_sha256", lookup_sha256(c)},
-                                {"lookup", c.lookup},
-                                {"keys", c.keys}}
-             .dump(-1, ' ', false, nlohmann::json::error_handler_t::replace) +
-         "\n";
-}
-
-std::string lookup_sha256(const Compression& compression) {
-  std::string joined;
-  for (std::size_t i = 0; i < compression.lookup.size(); ++i) {
-    if (i) joined.push_back(',');
-    joined += std::to_string(compression.lookup[i]);
-  }
-  return sha256_hex(joined.data(), joined.size());
 }
 
 }  // namespace hashmem::engram

@@ -7,6 +7,7 @@
 #include <algorithm>
 #include <cmath>
 #include <filesystem>
+#include <optional>
 #include <random>
 
 #include "hashmem/clock.hpp"
@@ -68,7 +69,7 @@ GenerateResult generate(const GenerateOptions& o) {
   for (std::int64_t id : o.prompt) {
     if (id < 0 || id >= vocab) throw Error("generate: prompt id " + std::to_string(id) + " is outside the vocabulary (0.." + std::to_string(vocab - 1) + ")");
   }
-  std::unique_ptr<EngramMemory> memory;
+  std::unique_ptr<engram::Memory> memory;
   if (c.engram && !o.engram_off) memory = make_memory(c, vocab, o.run + "/compression.json");
   LM model(c, vocab, engram_width(c));
   load_weights(*model, dir + "/model.safetensors");
@@ -98,29 +99,15 @@ GenerateResult generate(const GenerateOptions& o) {
     memory->table().reset_stats();
   }
 
-  std::vector<std::unique_ptr<engram::StreamingHasher>> hashers;
-  if (memory) {
-    for (std::size_t t = 0; t < memory->tensors(); ++t) {
-      hashers.push_back(std::make_unique<engram::StreamingHasher>(memory->layout(), t, 1, /*add_offsets=*/true));
-    }
-  }
-  // Rows of the next tokens (continuing each hasher's history) and their prefetch.
-  auto start_rows = [&](const std::int64_t* ids, std::int64_t n) {
-    std::vector<store::Ticket> tickets;
-    if (!memory) return tickets;
-    const std::vector<std::int64_t> compressed = memory->compress(ids, static_cast<std::size_t>(n));
-    std::vector<std::int64_t> rows(static_cast<std::size_t>(n * memory->columns()));
-    for (std::size_t t = 0; t < hashers.size(); ++t) {
-      hashers[t]->push(compressed.data(), n, rows.data());
-      tickets.push_back(memory->table().prefetch(static_cast<int>(t), rows.data(), rows.size()));
-    }
-    return tickets;
-  };
+  // One sequence whose n-gram history runs on from call to call; a fresh window resets it.
+  std::optional<engram::Stream> stream;
+  if (memory) stream = memory->stream(1);
   KVCache cache;
   auto run = [&](const std::int64_t* ids, std::int64_t n) {
-    std::vector<store::Ticket> tickets = start_rows(ids, n);
+    // The rows of these tokens: their reads start now and overlap the blocks before the first Engram block.
+    engram::Lookup lookup = memory ? memory->lookup(ids, 1, n, &*stream) : engram::Lookup{};
     std::size_t next = 0;
-    MemoryFn mem = [&](std::size_t) { return memory->gather(tickets[next++], 1, n); };
+    MemoryFn mem = [&](std::size_t) { return gather_tensor(*memory, lookup, next++); };
     const Tensor input = torch::from_blob(const_cast<std::int64_t*>(ids), {1, n}, torch::kInt64);
     return model->forward(input, memory ? mem : MemoryFn(), &cache).select(1, n - 1).squeeze(0);
   };
@@ -128,7 +115,7 @@ GenerateResult generate(const GenerateOptions& o) {
   std::vector<std::int64_t> sequence = o.prompt;
   auto prefill = [&](std::int64_t keep) {
     cache = model->new_cache();
-    for (auto& h : hashers) h->reset();
+    if (stream) stream->reset();
     keep = std::min<std::int64_t>(keep, static_cast<std::int64_t>(sequence.size()));
     return run(sequence.data() + sequence.size() - keep, keep);
   };

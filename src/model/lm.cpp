@@ -215,173 +215,46 @@ double train_flops_per_token(const LM& model, const Config& c) {
 
 // ---- Engram memory ----
 
-EngramMemory::EngramMemory(const Config& c, std::vector<std::int64_t> lookup, std::int64_t compressed_vocab,
-                           std::string compression_sha256)
-    : lookup_(std::move(lookup)), compression_sha256_(std::move(compression_sha256)), row_dim_(c.engram_row_dim) {
-  identity_ = c.has_ablation("compression");
+Tensor gather_tensor(engram::Memory& memory, engram::Lookup& lookup, std::size_t tensor) {
+  Tensor e = torch::empty({lookup.batch, lookup.seq, memory.width()}, torch::kFloat32);
+  memory.gather(lookup, tensor, e.data_ptr<float>());
+  return e;
+}
+
+void update_memory(engram::Memory& memory, const engram::Lookup& lookup, const std::vector<Tensor>& gathered, float lr,
+                   std::int64_t adam_step) {
+  store::UpdateOptions u;
+  u.optimizer = store::Optimizer::adam;
+  u.lr = lr;
+  u.step = adam_step;
+  for (std::size_t t = 0; t < gathered.size(); ++t) {
+    if (!gathered[t].defined() || !gathered[t].grad().defined()) continue;
+    const Tensor g = gathered[t].grad().contiguous();
+    memory.update(lookup, t, g.data_ptr<float>(), u);
+  }
+}
+
+std::unique_ptr<engram::Memory> make_memory(const Config& c, std::int64_t vocab, const std::string& compression_path) {
+  if (!c.engram) return nullptr;
+  engram::Compression compression;
+  if (c.has_ablation("compression")) {
+    compression = engram::identity_compression(vocab);
+  } else {
+    compression = engram::read_compression_json(compression_path);
+    if (compression.tokenizer_entries != vocab) {
+      throw Error("compression file '" + compression_path + "' covers " + std::to_string(compression.tokenizer_entries) +
+                  " token ids, the corpus' tokenizer has " + std::to_string(vocab));
+    }
+  }
   engram::Config ec;
   ec.vocab_per_order.assign(static_cast<std::size_t>(c.engram_max_ngram - 1), c.engram_vocab_per_order);
   ec.max_ngram = static_cast<int>(c.engram_max_ngram);
   ec.heads = static_cast<int>(c.engram_heads);
   ec.layers = c.engram_layers;
-  ec.pad_id = identity_ ? kEos : lookup_.at(static_cast<std::size_t>(kEos));
-  ec.compressed_vocab = compressed_vocab;
+  ec.pad_id = compression.lookup.at(static_cast<std::size_t>(kEos));
+  ec.compressed_vocab = compression.compressed_vocab;
   ec.head_dim = c.engram_row_dim;
-  layout_ = engram::make_layout(ec);
-  width_ = ec.columns() * c.engram_row_dim;
-  counts_.resize(layout_.layers.size());
-  for (std::size_t t = 0; t < layout_.layers.size(); ++t) counts_[t].assign(static_cast<std::size_t>(layout_.layers[t].rows), 0);
-}
-
-void EngramMemory::create(const std::string& path, std::uint64_t seed, float stddev) {
-  store::CreateOptions co;
-  co.config = layout_.config;
-  co.dim = row_dim_;
-  co.dtype = store::DType::f32;
-  co.init = store::Init::normal;
-  co.stddev = stddev;
-  co.seed = seed;
-  co.compression_sha256 = compression_sha256_;
-  store::create_table(co, path);
-}
-
-void EngramMemory::open(const std::string& path, const store::OpenOptions& options) {
-  const store::TableInfo info = store::read_info(path);
-  const engram::Layout theirs = engram::make_layout(info.config);
-  bool same = info.dim == row_dim_ && theirs.layers.size() == layout_.layers.size();
-  for (std::size_t t = 0; same && t < theirs.layers.size(); ++t) {
-    same = theirs.layers[t].layer_id == layout_.layers[t].layer_id && theirs.layers[t].offsets == layout_.layers[t].offsets &&
-           theirs.layers[t].multipliers == layout_.layers[t].multipliers && theirs.layers[t].rows == layout_.layers[t].rows;
-  }
-  if (!same) throw Error("Engram table '" + path + "' does not match the run's config (layers, primes or row width differ)");
-  table_ = store::Table::open(path, options);
-}
-
-std::vector<std::int64_t> EngramMemory::compress(const std::int64_t* ids, std::size_t n) const {
-  std::vector<std::int64_t> out(n);
-  for (std::size_t i = 0; i < n; ++i) {
-    const std::int64_t id = ids[i];
-    if (id < 0 || (identity_ ? id >= layout_.config.compressed_vocab : id >= static_cast<std::int64_t>(lookup_.size()))) {
-      throw Error("token id " + std::to_string(id) + " is outside the tokenizer's vocabulary");
-    }
-    out[i] = identity_ ? id : lookup_[static_cast<std::size_t>(id)];
-  }
-  return out;
-}
-
-std::vector<std::vector<std::int64_t>> EngramMemory::row_ids(const Tensor& ids) const {
-  const std::int64_t B = ids.size(0), T = ids.size(1);
-  const Tensor c = ids.contiguous();
-  const std::vector<std::int64_t> compressed = compress(c.data_ptr<std::int64_t>(), static_cast<std::size_t>(B * T));
-  std::vector<std::vector<std::int64_t>> rows(layout_.layers.size());
-  for (std::size_t t = 0; t < rows.size(); ++t) {
-    rows[t].resize(static_cast<std::size_t>(B * T * columns()));
-    engram::hash_batch(layout_, t, compressed.data(), B, T, rows[t].data(), /*add_offsets=*/true);
-  }
-  return rows;
-}
-
-void EngramMemory::count(const std::vector<std::vector<std::int64_t>>& rows) {
-  for (std::size_t t = 0; t < rows.size(); ++t) {
-    auto& c = counts_[t];
-    for (std::int64_t r : rows[t]) {
-      std::uint32_t& n = c[static_cast<std::size_t>(r)];
-      if (n != UINT32_MAX) ++n;
-    }
-  }
-}
-
-std::vector<store::Ticket> EngramMemory::prefetch(const std::vector<std::vector<std::int64_t>>& rows) {
-  std::vector<store::Ticket> tickets;
-  for (std::size_t t = 0; t < rows.size(); ++t) tickets.push_back(table_->prefetch(static_cast<int>(t), rows[t].data(), rows[t].size()));
-  return tickets;
-}
-
-Tensor EngramMemory::gather(store::Ticket& ticket, std::int64_t batch, std::int64_t seq) {
-  Tensor e = torch::empty({batch, seq, width_}, torch::kFloat32);
-  table_->gather(ticket, e.data_ptr<float>());
-  return e;
-}
-
-void EngramMemory::update(const std::vector<std::vector<std::int64_t>>& rows, const std::vector<Tensor>& gathered, float lr,
-                          std::int64_t adam_step) {
-  for (std::size_t t = 0; t < rows.size(); ++t) {
-    if (!gathered[t].defined() || !gathered[t].grad().defined()) continue;
-    const Tensor g = gathered[t].grad().contiguous();
-    store::UpdateOptions u;
-    u.optimizer = store::Optimizer::adam;
-    u.lr = lr;
-    u.step = adam_step;
-    table_->apply_rows(static_cast<int>(t), rows[t].data(), rows[t].size(), g.data_ptr<float>(), u);
-  }
-}
-
-void EngramMemory::write_profile(const std::string& path) const {
-  std::vector<TensorView> views;
-  for (std::size_t t = 0; t < counts_.size(); ++t) {
-    views.push_back({"counts." + std::to_string(layout_.layers[t].layer_id), "U32",
-                     {static_cast<std::int64_t>(counts_[t].size())}, counts_[t].data()});
-  }
-  write_safetensors(path, views, {{"format", "hashmem-row-profile"}});
-}
-
-void EngramMemory::read_profile(const std::string& path) {
-  const SafetensorsFile file(path);
-  for (std::size_t t = 0; t < counts_.size(); ++t) {
-    const auto& e = file.get("counts." + std::to_string(layout_.layers[t].layer_id), "U32",
-                             {static_cast<std::int64_t>(counts_[t].size())});
-    std::memcpy(counts_[t].data(), e.data, e.bytes);
-  }
-}
-
-std::vector<std::vector<std::int64_t>> EngramMemory::hot_rows(std::int64_t total) const {
-  struct Hot {
-    std::uint32_t count;
-    std::uint32_t tensor;
-    std::int64_t row;
-  };
-  std::vector<Hot> all;
-  for (std::size_t t = 0; t < counts_.size(); ++t) {
-    for (std::size_t r = 0; r < counts_[t].size(); ++r) {
-      if (counts_[t][r]) all.push_back({counts_[t][r], static_cast<std::uint32_t>(t), static_cast<std::int64_t>(r)});
-    }
-  }
-  const std::size_t n = std::min<std::size_t>(all.size(), static_cast<std::size_t>(std::max<std::int64_t>(total, 0)));
-  // Hottest first; ties by (tensor, row) so the set does not depend on the sort's whims.
-  std::partial_sort(all.begin(), all.begin() + static_cast<std::ptrdiff_t>(n), all.end(), [](const Hot& a, const Hot& b) {
-    return a.count != b.count ? a.count > b.count : (a.tensor != b.tensor ? a.tensor < b.tensor : a.row < b.row);
-  });
-  std::vector<std::vector<std::int64_t>> out(counts_.size());
-  for (std::size_t i = 0; i < n; ++i) out[all[i].tensor].push_back(all[i].row);
-  return out;
-}
-
-CompressionFile read_compression(const std::string& path) {
-  if (path.empty()) throw Error("Engram needs the tokenizer compression file (hashmem train writes it)");
-  const MappedFile file(path);
-  const auto j = nlohmann::json::parse(file.view(), nullptr, /*allow_exceptions=*/false);
-  if (j.is_discarded() || !j.contains("lookup") || !j["lookup"].is_array()) {
-    throw Error("compression file '" + path + "' has no \"lookup\" list");
-  }
-  CompressionFile c;
-  c.lookup = j["lookup"].get<std::vector<std::int64_t>>();
-  for (std::int64_t v : c.lookup) {
-    if (v < 0) throw Error("compression file '" + path + "' maps an id to a negative compressed id");
-    c.compressed_vocab = std::max(c.compressed_vocab, v + 1);
-  }
-  if (j.contains("lookup_sha256") && j["lookup_sha256"].is_string()) c.sha256 = j["lookup_sha256"];
-  return c;
-}
-
-std::unique_ptr<EngramMemory> make_memory(const Config& c, std::int64_t vocab, const std::string& compression_path) {
-  if (!c.engram) return nullptr;
-  if (c.has_ablation("compression")) return std::make_unique<EngramMemory>(c, std::vector<std::int64_t>{}, vocab, "");
-  CompressionFile f = read_compression(compression_path);
-  if (static_cast<std::int64_t>(f.lookup.size()) != vocab) {
-    throw Error("compression file '" + compression_path + "' covers " + std::to_string(f.lookup.size()) +
-                " token ids, the corpus' tokenizer has " + std::to_string(vocab));
-  }
-  return std::make_unique<EngramMemory>(c, std::move(f.lookup), f.compressed_vocab, f.sha256);
+  return std::make_unique<engram::Memory>(engram::make_layout(ec), c.engram_row_dim, std::move(compression));
 }
 
 std::vector<std::int64_t> token_stream(const std::string& path, std::int64_t eos, std::int64_t* vocab) {

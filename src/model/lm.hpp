@@ -15,6 +15,7 @@
 #include <vector>
 
 #include "hashmem/engram.hpp"
+#include "hashmem/engram_memory.hpp"
 #include "hashmem/model.hpp"
 #include "hashmem/store.hpp"
 
@@ -89,64 +90,12 @@ bool decays(const std::string& name, const torch::Tensor& p);
 // context: the usual 6·N + 12·layers·context·dim/2 (causal) estimate. Engram's lookups add no FLOPs.
 double train_flops_per_token(const LM& model, const Config& c);
 
-// The Engram memory: token ids → compressed ids → row ids per Engram block → a table of the tiered store, with
-// sparse Adam on the rows and a per-row access count (the profile the SSD tier's static hot set comes from).
-class EngramMemory {
- public:
-  // Compression: `lookup[id]` for every tokenizer id (the compression file), or identity when `ablate` has
-  // "compression". The config of the table follows from `c` (one tensor per Engram block).
-  EngramMemory(const Config& c, std::vector<std::int64_t> lookup, std::int64_t compressed_vocab,
-               std::string compression_sha256);
-  // The Engram config (for create_table and for checking an opened table against it).
-  const engram::Config& engram_config() const { return layout_.config; }
-  void create(const std::string& path, std::uint64_t seed, float stddev);
-  // Opens `path`; throws Error when its Engram constants differ from this memory's config.
-  void open(const std::string& path, const store::OpenOptions& options);
-  store::Table& table() { return *table_; }
-  std::int64_t width() const { return width_; }
-  std::int64_t columns() const { return layout_.config.columns(); }
-  std::size_t tensors() const { return layout_.layers.size(); }
-
-  // Row ids of ids [B, T] for each table tensor: rows[tensor][(b·T + t)·columns + column]. Pad history.
-  std::vector<std::vector<std::int64_t>> row_ids(const torch::Tensor& ids) const;
-  // Counts the rows into the access profile.
-  void count(const std::vector<std::vector<std::int64_t>>& rows);
-  // Starts reading the rows of every tensor.
-  std::vector<store::Ticket> prefetch(const std::vector<std::vector<std::int64_t>>& rows);
-  // The rows of one ticket as [B, T, width] (float32).
-  torch::Tensor gather(store::Ticket& ticket, std::int64_t batch, std::int64_t seq);
-  // One sparse Adam step on the rows with the gradients of the gathered tensors (undefined grads skipped).
-  void update(const std::vector<std::vector<std::int64_t>>& rows, const std::vector<torch::Tensor>& gathered,
-              float lr, std::int64_t adam_step);
-
-  // Compressed ids of token ids (the lookup, or the ids themselves under the compression ablation).
-  std::vector<std::int64_t> compress(const std::int64_t* ids, std::size_t n) const;
-
-  // The access profile as safetensors ("counts.<layer id>", U32 [rows]) and back.
-  void write_profile(const std::string& path) const;
-  void read_profile(const std::string& path);
-  // The hottest rows per tensor, hottest first, `total` in all (ranked across tensors).
-  std::vector<std::vector<std::int64_t>> hot_rows(std::int64_t total) const;
-
-  const engram::Layout& layout() const { return layout_; }
-
- private:
-  engram::Layout layout_;
-  std::vector<std::int64_t> lookup_;
-  bool identity_ = false;
-  std::string compression_sha256_;
-  std::int64_t width_ = 0, row_dim_ = 0;
-  std::unique_ptr<store::Table> table_;
-  std::vector<std::vector<std::uint32_t>> counts_;  // per tensor, per row
-};
-
-// The tokenizer compression written by `hashmem train` ({"lookup", "lookup_sha256", "compressed_vocab"}).
-struct CompressionFile {
-  std::vector<std::int64_t> lookup;
-  std::int64_t compressed_vocab = 0;
-  std::string sha256;
-};
-CompressionFile read_compression(const std::string& path);
+// Torch glue of the Engram memory (include/hashmem/engram_memory.hpp, the one path tokens → rows → reads):
+// tensor `tensor` of a lookup as float32 [batch, seq, width].
+torch::Tensor gather_tensor(engram::Memory& memory, engram::Lookup& lookup, std::size_t tensor);
+// One sparse Adam step on the lookup's rows with the gradients of its gathered tensors (undefined ones skipped).
+void update_memory(engram::Memory& memory, const engram::Lookup& lookup, const std::vector<torch::Tensor>& gathered,
+                   float lr, std::int64_t adam_step);
 
 // Values per token an Engram block reads: columns · row_dim (0 without Engram).
 inline std::int64_t engram_width(const Config& c) {
@@ -157,9 +106,9 @@ inline std::int64_t engram_width(const Config& c) {
 // recompute their window for every token.
 inline bool decodes_with_cache(const Config& c) { return c.attention == "exact" || c.attention == "torch"; }
 
-// Builds the memory a config needs (nullptr without Engram): the compression from `compression_path` unless
-// ablated. REQUIRES: validate(c) passed.
-std::unique_ptr<EngramMemory> make_memory(const Config& c, std::int64_t vocab, const std::string& compression_path);
+// Builds the memory a config needs (nullptr without Engram): one table tensor per Engram block, the compression
+// from `compression_path` (what compression_json wrote) unless ablated. REQUIRES: validate(c) passed.
+std::unique_ptr<engram::Memory> make_memory(const Config& c, std::int64_t vocab, const std::string& compression_path);
 
 // Token stream of a token-id file: documents concatenated, `eos` after each.
 std::vector<std::int64_t> token_stream(const std::string& path, std::int64_t eos, std::int64_t* vocab);

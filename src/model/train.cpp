@@ -101,7 +101,7 @@ struct Trainer {
   std::vector<std::int64_t> train_stream, valid_stream;
   LM model{nullptr};
   std::unique_ptr<torch::optim::AdamW> optimizer;
-  std::unique_ptr<EngramMemory> memory;
+  std::unique_ptr<engram::Memory> memory;
   std::vector<std::pair<std::string, Tensor>> params;  // named, in module order
 
   Trainer(const Config& config, const std::string& corpus, const std::string& compression) : c(config) {
@@ -138,12 +138,11 @@ struct Trainer {
     for (auto& group : optimizer->param_groups()) static_cast<torch::optim::AdamWOptions&>(group.options()).lr(lr);
   }
 
-  // One training step on `batch`; the Engram rows come from `tickets` (prefetched for this batch). Returns the loss.
+  // One training step on `batch`; the Engram rows come from `lookup` (started for this batch). Returns the loss.
   struct StepTimes {
     double lookup = 0, update = 0;
   };
-  double step(const Tensor& batch, const std::vector<std::vector<std::int64_t>>& rows, std::vector<store::Ticket>& tickets,
-              std::int64_t step_index, StepTimes* times = nullptr) {
+  double step(const Tensor& batch, engram::Lookup& lookup, std::int64_t step_index, StepTimes* times = nullptr) {
     const double lr = lr_at(c, step_index);
     set_lr(lr);
     const Tensor x = batch.narrow(1, 0, c.context), y = batch.narrow(1, 1, c.context);
@@ -151,7 +150,7 @@ struct Trainer {
     std::size_t next = 0;
     MemoryFn mem = [&](std::size_t) -> Tensor {
       const double t0 = now_seconds();
-      Tensor e = memory->gather(tickets[next], c.batch, c.context);
+      Tensor e = gather_tensor(*memory, lookup, next);
       e.requires_grad_(true);
       gathered[next++] = e;
       if (times) times->lookup += now_seconds() - t0;
@@ -165,18 +164,17 @@ struct Trainer {
     optimizer->step();
     if (memory) {
       const double t0 = now_seconds();
-      memory->update(rows, gathered, static_cast<float>(lr * c.engram_lr_multiplier), step_index + 1);
+      update_memory(*memory, lookup, gathered, static_cast<float>(lr * c.engram_lr_multiplier), step_index + 1);
       if (times) times->update += now_seconds() - t0;
     }
     return loss.item<double>();
   }
 
-  // Rows of a batch's inputs, counted into the profile, and their prefetch.
-  std::vector<std::vector<std::int64_t>> rows_of(const Tensor& batch, bool count) {
+  // The Engram lookup of a batch's inputs (rows counted into the profile when `count`), its reads started.
+  engram::Lookup lookup_of(const Tensor& batch, bool count) {
     if (!memory) return {};
-    auto rows = memory->row_ids(batch.narrow(1, 0, c.context));
-    if (count) memory->count(rows);
-    return rows;
+    const Tensor x = batch.narrow(1, 0, c.context).contiguous();
+    return memory->lookup(x.data_ptr<std::int64_t>(), x.size(0), x.size(1), nullptr, count);
   }
 
   // Mean loss over validation windows of `context` tokens: `windows` evenly spaced ones, or (windows <= 0) every
@@ -199,10 +197,13 @@ struct Trainer {
         std::copy(valid_stream.begin() + at, valid_stream.begin() + at + T + 1, batch[b].data_ptr<std::int64_t>());
       }
       const Tensor x = batch.narrow(1, 0, T), y = batch.narrow(1, 1, T);
-      std::vector<store::Ticket> tickets;
-      if (memory && engram_on) tickets = memory->prefetch(memory->row_ids(x));
+      engram::Lookup lookup;
+      if (memory && engram_on) {
+        const Tensor xc = x.contiguous();
+        lookup = memory->lookup(xc.data_ptr<std::int64_t>(), nb, T);
+      }
       std::size_t next = 0;
-      MemoryFn mem = [&](std::size_t) { return memory->gather(tickets[next++], nb, T); };
+      MemoryFn mem = [&](std::size_t) { return gather_tensor(*memory, lookup, next++); };
       const Tensor logits = model->forward(x, memory && engram_on ? mem : MemoryFn());
       total += F::cross_entropy(logits.reshape({-1, vocab}), y.reshape({-1})).item<double>() * static_cast<double>(nb);
     }
@@ -413,17 +414,15 @@ TrainResult train(const TrainOptions& o) {
 
   Progress progress(c.engram ? "train (engram)" : "train (baseline)", static_cast<std::uint64_t>(steps));
   Tensor batch = batch_of(t.train_stream, c, s.step);
-  auto rows = t.rows_of(batch, true);
-  auto tickets = t.memory ? t.memory->prefetch(rows) : std::vector<store::Ticket>{};
+  engram::Lookup lookup = t.lookup_of(batch, true);
   for (std::int64_t step = s.step; step < end; ++step) {
     const double t0 = now_seconds();
-    const double loss = t.step(batch, rows, tickets, step);
+    const double loss = t.step(batch, lookup, step);
     // The next step's rows are known from its tokens: start reading them now (they are gathered as of the
     // gather, so this step's updates, applied above, are seen).
     if (step + 1 < end) {
       batch = batch_of(t.train_stream, c, step + 1);
-      rows = t.rows_of(batch, true);
-      if (t.memory) tickets = t.memory->prefetch(rows);
+      lookup = t.lookup_of(batch, true);
     }
     train_seconds += now_seconds() - t0;
     if (step == 0) s.first_train_loss = s.smooth_loss = loss;
@@ -509,11 +508,10 @@ StepBenchResult bench_step(const TrainOptions& o, std::int64_t steps, int rounds
     for (std::int64_t i = 0; i < n; ++i, ++step) {
       const Tensor batch = batch_of(t.train_stream, c, step % 64);
       const double t0 = now_seconds();
-      auto rows = t.rows_of(batch, false);
-      auto tickets = t.memory ? t.memory->prefetch(rows) : std::vector<store::Ticket>{};
+      engram::Lookup rows = t.lookup_of(batch, false);
       Trainer::StepTimes times;
       times.lookup = now_seconds() - t0;  // hashing and starting the reads; the gathers add theirs
-      t.step(batch, rows, tickets, std::min(step, c.steps() - 1), &times);
+      t.step(batch, rows, std::min(step, c.steps() - 1), &times);
       if (timed) {
         ms->push_back(1000 * (now_seconds() - t0));
         lookup += times.lookup;
