@@ -19,16 +19,7 @@ namespace {
 
 using testing::ScratchDir;
 
-engram::Config small_config() {
-  engram::Config c;
-  c.vocab_per_order = {300, 500};
-  c.max_ngram = 3;
-  c.heads = 2;
-  c.layers = {1, 2};
-  c.compressed_vocab = 100;
-  c.pad_id = 2;
-  return c;
-}
+engram::Config small_config() { return testing::small_engram_config(); }
 
 CreateOptions small_options(DType dtype, std::int64_t dim = 32) {
   CreateOptions o;

@@ -19,16 +19,7 @@ namespace {
 
 using testing::ScratchDir;
 
-engram::Config fault_config() {
-  engram::Config c;
-  c.vocab_per_order = {300, 500};
-  c.max_ngram = 3;
-  c.heads = 2;
-  c.layers = {1, 2};
-  c.compressed_vocab = 100;
-  c.pad_id = 2;
-  return c;
-}
+engram::Config fault_config() { return testing::small_engram_config(); }
 
 std::string make_table(const ScratchDir& dir, DType dtype = DType::f32) {
   CreateOptions o;

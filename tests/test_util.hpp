@@ -9,6 +9,8 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "hashmem/engram.hpp"
+
 namespace hashmem::testing {
 
 // A fresh directory under the system temp dir, removed with its contents at the end of the test.
@@ -28,6 +30,18 @@ class ScratchDir {
  private:
   std::filesystem::path path_;
 };
+
+// A small Engram config (two layers, 2-grams and 3-grams, two heads) for store tables in tests.
+inline engram::Config small_engram_config() {
+  engram::Config c;
+  c.vocab_per_order = {300, 500};
+  c.max_ngram = 3;
+  c.heads = 2;
+  c.layers = {1, 2};
+  c.compressed_vocab = 100;
+  c.pad_id = 2;
+  return c;
+}
 
 inline std::string read_file(const std::string& path) {
   std::ifstream in(path, std::ios::binary);
