@@ -199,6 +199,8 @@ TEST(EngramMemory, CompressionFilesRoundTripAndRejectDamage) {
   for (const std::string& bad : {std::string("{"), std::string("[]"), std::string("{\"lookup\": [0, -1]}"),
                                  std::string("{\"lookup\": [0, 1], \"compressed_vocab\": 5}"),
                                  std::string("{\"lookup\": [0, \"x\"]}"),
+                                 std::string("{\"lookup\": [0, 2]}"),  // past the token count
+                                 std::string("{\"lookup\": [0, 9223372036854775807]}"),
                                  std::string("{\"lookup\": [0, 1], \"lookup_sha256\": \"00\"}")}) {
     write_file_atomically(dir.file("bad.json"), bad);
     try {

@@ -13,12 +13,13 @@
 //
 // Threads: a Memory belongs to one thread (its table may be read by others, see store.hpp); a Stream belongs to
 // one thread. Ownership: Memory owns its table once open()ed; a Lookup owns its tickets (a Lookup dropped
-// before its gathers releases what it pinned). Errors: hashmem::Error naming the file, id or problem.
+// before its gathers releases what it pinned). REQUIRES: every Lookup is dropped before its Memory. Errors: hashmem::Error naming the file, id or problem.
 #pragma once
 
 #include <cstdint>
 #include <memory>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "hashmem/engram.hpp"
@@ -105,7 +106,9 @@ class Memory {
 Compression identity_compression(std::int64_t vocab);
 
 // Reads what compression_json wrote. Throws Error naming the file when it is not that JSON, a lookup entry is
-// negative, or the sizes disagree.
+// not a compressed id (an integer in [0, entries)), or its sizes or SHA-256 disagree with the lookup.
 Compression read_compression_json(const std::string& path);
+// The same from the file's text (`path` names it in errors).
+Compression parse_compression_json(std::string_view text, const std::string& path);
 
 }  // namespace hashmem::engram

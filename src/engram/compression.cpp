@@ -53,19 +53,20 @@ Compression identity_compression(std::int64_t vocab) {
   return c;
 }
 
-Compression read_compression_json(const std::string& path) {
-  if (path.empty()) throw Error("Engram needs the tokenizer compression file (hashmem train writes it)");
-  const MappedFile file(path);
-  const auto j = nlohmann::json::parse(file.view(), nullptr, /*allow_exceptions=*/false);
+Compression parse_compression_json(std::string_view text, const std::string& path) {
+  const auto j = nlohmann::json::parse(text, nullptr, /*allow_exceptions=*/false);
   if (j.is_discarded() || !j.is_object() || !j.contains("lookup") || !j["lookup"].is_array()) {
     throw Error("compression file '" + path + "' has no \"lookup\" list");
   }
+  const nlohmann::json& lookup = j["lookup"];
   Compression c;
-  c.lookup.reserve(j["lookup"].size());
-  for (const auto& v : j["lookup"]) {
-    if (!v.is_number_integer() || v.get<std::int64_t>() < 0) {
-      throw Error("compression file '" + path + "': lookup entry " + std::to_string(c.lookup.size()) +
-                  " is not a compressed id (an integer >= 0)");
+  c.lookup.reserve(lookup.size());
+  for (std::size_t id = 0; id < lookup.size(); ++id) {
+    // Compressed ids are given first-seen, so each is below the number of token ids.
+    const nlohmann::json& v = lookup[id];
+    if (!v.is_number_integer() || v.get<std::int64_t>() < 0 || v.get<std::uint64_t>() >= lookup.size()) {
+      throw Error("compression file '" + path + "' maps token id " + std::to_string(id) + " to " + v.dump() +
+                  ", not a compressed id in [0, " + std::to_string(lookup.size()) + ")");
     }
     c.lookup.push_back(v.get<std::int64_t>());
     c.compressed_vocab = std::max(c.compressed_vocab, c.lookup.back() + 1);
@@ -87,6 +88,12 @@ Compression read_compression_json(const std::string& path) {
     throw Error("compression file '" + path + "': \"lookup_sha256\" does not match its lookup (damaged file?)");
   }
   return c;
+}
+
+Compression read_compression_json(const std::string& path) {
+  if (path.empty()) throw Error("Engram needs the tokenizer compression file (hashmem train writes it)");
+  const MappedFile file(path);
+  return parse_compression_json(file.view(), path);
 }
 
 }  // namespace hashmem::engram
