@@ -113,10 +113,12 @@ void hash_positions_integer(const HashKernel& k, const std::int64_t* row, std::i
 //   y = hi·c + lo ≡ mix (mod p) and y < 2^29·p + 2^34 <= 2^52: one FMA gives y exactly.
 //   With u = the smallest double >= 1/p (u <= (1/p)(1 + 2^−52)) and y = k·p + r, the exact product y·u lies in
 //   [k + r/p, k + r/p + y·2^−52/p) ⊂ [k, k + 1) since y·2^−52 < 1 <= p − r. So an FMA rounding y·u + 2^52
-//   down yields 2^52 + k exactly (doubles in [2^52, 2^53) are the integers), and r = fma(−k, p, y) is exact.
-//   The result leaves the double domain by the same trick: bits(r + 2^52) = 0x4330000000000000 + r.
-// Six instructions per 8 columns, all on either vector port; the integer kernel needs two corrections and three
-// port-0 uops for vpmullq alone.
+//   down yields t = 2^52 + k exactly (doubles in [2^52, 2^53) are the integers).
+//   With W = 2^52·(p + 1) (exact: p + 1 <= 2^23), W − t·p = 2^52 − k·p is an integer in (0, 2^52] (k·p <= y),
+//   so the FMA that computes it rounds nothing; adding y gives 2^52 + r, again exactly.
+//   The result leaves the double domain by the same trick: bits(2^52 + r) = 0x4330000000000000 + r.
+// Five instructions per 8 columns (FMA, FMA, FMA, add, integer subtract), all on either vector port; the
+// integer kernel needs two corrections and three port-0 uops for vpmullq alone.
 template <int V, bool Stream>
 void hash_positions_double(const HashKernel& k, const std::int64_t* row, std::int64_t begin, std::int64_t end,
                            std::int64_t* out) {
@@ -124,13 +126,14 @@ void hash_positions_double(const HashKernel& k, const std::int64_t* row, std::in
   constexpr std::int64_t kTwo52Bits = 0x4330000000000000;
   constexpr std::uint64_t kLowMask = (std::uint64_t{1} << kSplitBits) - 1;
   const __m512d two52 = _mm512_set1_pd(kTwo52);
-  __m512d c[V], p[V], inv[V];
+  __m512d c[V], p[V], inv[V], w[V];
   __m512i bias[V];
   int order[V];
   for (int v = 0; v < V; ++v) {
     c[v] = _mm512_loadu_pd(k.split_mod.data() + 8 * v);
     p[v] = _mm512_cvtepi64_pd(_mm512_loadu_si512(k.primes.data() + 8 * v));
     inv[v] = _mm512_loadu_pd(k.inverses_up.data() + 8 * v);
+    w[v] = _mm512_mul_pd(_mm512_add_pd(p[v], _mm512_set1_pd(1.0)), two52);
     bias[v] = _mm512_sub_epi64(_mm512_set1_epi64(kTwo52Bits), _mm512_loadu_si512(k.offsets.data() + 8 * v));
     order[v] = 8 * v / k.heads;
   }
@@ -138,9 +141,8 @@ void hash_positions_double(const HashKernel& k, const std::int64_t* row, std::in
   auto emit = [&](int i) {
     for (int v = 0; v < V; ++v) {
       const __m512d y = _mm512_fmadd_pd(_mm512_set1_pd(his[order[v]][i]), c[v], _mm512_set1_pd(los[order[v]][i]));
-      const __m512d q = _mm512_sub_pd(
-          _mm512_fmadd_round_pd(y, inv[v], two52, _MM_FROUND_TO_NEG_INF | _MM_FROUND_NO_EXC), two52);
-      const __m512d shifted = _mm512_add_pd(_mm512_fnmadd_pd(q, p[v], y), two52);
+      const __m512d t = _mm512_fmadd_round_pd(y, inv[v], two52, _MM_FROUND_TO_NEG_INF | _MM_FROUND_NO_EXC);
+      const __m512d shifted = _mm512_add_pd(_mm512_fnmadd_pd(t, p[v], w[v]), y);
       store8<Stream>(out + 8 * v, _mm512_sub_epi64(_mm512_castpd_si512(shifted), bias[v]));
     }
     out += 8 * V;
