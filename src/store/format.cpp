@@ -18,6 +18,7 @@
 #include "hashmem/progress.hpp"
 #include "hashmem/store.hpp"
 #include "store/format_internal.hpp"
+#include "store/row_init.hpp"
 
 namespace hashmem::store {
 
@@ -77,24 +78,6 @@ std::uint64_t get_u64(const unsigned char* p) {
   std::uint64_t v = 0;
   for (int i = 7; i >= 0; --i) v = (v << 8) | p[i];
   return v;
-}
-
-// splitmix64: the counter-based source of Init::normal (value k of a tensor depends only on seed, layer, k).
-std::uint64_t mix64(std::uint64_t z) {
-  z += 0x9e3779b97f4a7c15ull;
-  z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
-  z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
-  return z ^ (z >> 31);
-}
-
-// Box–Muller on the pair p of (seed, layer): two independent N(0,1) values.
-void normal_pair(std::uint64_t key, std::uint64_t p, float out[2]) {
-  const std::uint64_t a = mix64(key ^ mix64(2 * p)), b = mix64(key ^ mix64(2 * p + 1));
-  const double u1 = (static_cast<double>(a >> 11) + 1.0) * 0x1.0p-53;  // (0, 1]
-  const double u2 = static_cast<double>(b >> 11) * 0x1.0p-53;
-  const double r = std::sqrt(-2.0 * std::log(u1));
-  out[0] = static_cast<float>(r * std::cos(2 * M_PI * u2));
-  out[1] = static_cast<float>(r * std::sin(2 * M_PI * u2));
 }
 
 // `size` bytes at `offset` as a string (file_io's read_exact).
@@ -174,26 +157,24 @@ TableInfo create_table(const CreateOptions& o, const std::string& path) {
   info.checksums_offset = info.header_bytes + info.data_bytes();
   info.file_bytes = info.checksums_offset + 8 * count;
 
-  const std::uint64_t key_base = o.seed;
   write_table_file(info, path, o.threads, [&](const TensorInfo& t, std::int64_t first, std::int64_t last,
                                                std::uint8_t* dst, int threads) {
     if (o.init == Init::zeros) {
       std::memset(dst, 0, static_cast<std::size_t>(last - first) * info.row_bytes);
       return;
     }
-    const std::uint64_t key = mix64(key_base ^ mix64(static_cast<std::uint64_t>(t.layer_id) + 0x5151));
+    const std::uint64_t key = normal_key(o.seed, t.layer_id);
     parallel_for(last - first, threads, [&](std::int64_t lo, std::int64_t hi) {
-      std::vector<float> values(static_cast<std::size_t>(o.dim));
-      for (std::int64_t r = first + lo; r < first + hi; ++r) {
-        const std::uint64_t k0 = static_cast<std::uint64_t>(r) * static_cast<std::uint64_t>(o.dim);
-        for (std::int64_t j = 0; j < o.dim;) {
-          const std::uint64_t k = k0 + static_cast<std::uint64_t>(j);
-          float pair[2];
-          normal_pair(key, k / 2, pair);
-          values[j++] = pair[k & 1] * o.stddev;
-          if ((k & 1) == 0 && j < o.dim) values[j++] = pair[1] * o.stddev;
+      // Rows in groups of ~16 KiB of floats: the stream of a group is contiguous (value k = row·dim + j).
+      const std::int64_t group = std::max<std::int64_t>(1, 4096 / o.dim);
+      std::vector<float> values(static_cast<std::size_t>(group * o.dim));
+      for (std::int64_t r = first + lo; r < first + hi; r += group) {
+        const std::int64_t rows = std::min(group, first + hi - r);
+        normal_values(key, static_cast<std::uint64_t>(r) * static_cast<std::uint64_t>(o.dim),
+                      static_cast<std::size_t>(rows * o.dim), o.stddev, values.data());
+        for (std::int64_t i = 0; i < rows; ++i) {
+          encode_row(o.dtype, values.data() + i * o.dim, o.dim, dst + static_cast<std::size_t>(r + i - first) * info.row_bytes);
         }
-        encode_row(o.dtype, values.data(), o.dim, dst + static_cast<std::size_t>(r - first) * info.row_bytes);
       }
     });
   });
