@@ -11,7 +11,6 @@
 #include <xxhash.h>
 
 #include "common/file_io.hpp"
-#include "common/huge_pages.hpp"
 #include "common/parallel.hpp"
 #include "hashmem/error.hpp"
 #include "hashmem/output_file.hpp"
@@ -68,10 +67,6 @@ std::string make_header(const std::vector<TensorInfo>& tensors, DType dtype, std
   const std::size_t padded = (8 + text.size() + kAlign - 1) / kAlign * kAlign - 8;
   text.append(padded - text.size(), ' ');
   return text;
-}
-
-void put_u64(std::string& s, std::uint64_t v) {
-  for (int i = 0; i < 8; ++i) s.push_back(static_cast<char>((v >> (8 * i)) & 0xff));
 }
 
 std::uint64_t get_u64(const unsigned char* p) {
@@ -179,48 +174,6 @@ TableInfo create_table(const CreateOptions& o, const std::string& path) {
     });
   });
   return info;
-}
-
-void write_table_file(const TableInfo& info, const std::string& path, int threads, const RowSource& source) {
-  const std::string header = header_for(info);
-  if (8 + header.size() != info.header_bytes) throw Error("internal: header size changed for '" + path + "'");
-  OutputFile out(path);
-  std::string prefix;
-  put_u64(prefix, header.size());
-  out.write(prefix);
-  out.write(header);
-  std::vector<std::uint64_t> sums;
-  sums.push_back(XXH3_64bits(header.data(), header.size()));
-
-  Progress progress("write " + path, info.data_bytes());
-  std::uint64_t written = 0;
-  const std::size_t rb = info.row_bytes;
-  const std::uint64_t block = info.checksum_block;
-  // Rows are made in chunks of whole checksum blocks (each block's hash is then taken in one piece); a chunk's
-  // first and last rows may straddle its ends, so the buffer holds whole rows around it.
-  const std::uint64_t chunk_bytes = std::max<std::uint64_t>(block, (32u << 20) / block * block);
-  HugeVector<std::uint8_t> buffer(chunk_bytes + 2 * rb);
-  for (const TensorInfo& t : info.tensors) {
-    for (std::uint64_t begin = 0; begin < t.bytes; begin += chunk_bytes) {
-      const std::uint64_t end = std::min(t.bytes, begin + chunk_bytes);
-      const std::int64_t first = static_cast<std::int64_t>(begin / rb);
-      const std::int64_t last = static_cast<std::int64_t>((end + rb - 1) / rb);
-      const std::uint64_t base = static_cast<std::uint64_t>(first) * rb;
-      source(t, first, last, buffer.data(), threads);
-      const std::uint8_t* data = buffer.data() + (begin - base);
-      for (std::uint64_t b = begin; b < end; b += block) {
-        sums.push_back(XXH3_64bits(data + (b - begin), std::min(end, b + block) - b));
-      }
-      out.write(reinterpret_cast<const char*>(data), end - begin);
-      written += end - begin;
-      progress.update(written);
-    }
-  }
-  std::string tail;
-  for (std::uint64_t s : sums) put_u64(tail, s);
-  out.write(tail);
-  out.commit();
-  progress.finish();
 }
 
 TableInfo parse_header(const std::string& path, int fd, std::uint64_t file_bytes) {
