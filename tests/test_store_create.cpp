@@ -8,9 +8,12 @@
 #include <string>
 #include <vector>
 
+#include "common/fault_injection.hpp"
 #include "hashmem/engram.hpp"
+#include "hashmem/error.hpp"
 #include "hashmem/sha256.hpp"
 #include "hashmem/store.hpp"
+#include "store/format_internal.hpp"
 #include "store/row_init.hpp"
 #include "test_util.hpp"
 
@@ -70,6 +73,52 @@ TEST(StoreCreate, BytesMatchTheFirstWriter) {
     create_table(options_of(g), path);
     EXPECT_EQ(file_sha256(path), g.sha256);
   }
+}
+
+// The pipelined writer's chunks are file ranges that rows straddle (14-byte rows here) and checksum blocks do not
+// line up with: any chunk size gives the same file, checksums included.
+TEST(StoreCreate, ChunkSizeDoesNotChangeTheBytes) {
+  ScratchDir dir;
+  const GoldenTable& g = kGolden[4];  // medium config, bf16 dim 7, 4 KiB checksum blocks
+  const std::string path = dir.file("t.safetensors");
+  create_table(options_of(g), path);
+  const std::string bytes = testing::read_file(path);
+  const TableInfo info = read_info(path);
+  for (std::uint64_t chunk : {std::uint64_t{4096}, std::uint64_t{3 * 4096}, std::uint64_t{1} << 20}) {
+    const std::string copy = dir.file("c" + std::to_string(chunk));
+    write_table_file(info, copy, 1, [&](const TensorInfo& t, std::int64_t first, std::int64_t last, std::uint8_t* dst, int) {
+      std::memcpy(dst, bytes.data() + t.offset + static_cast<std::uint64_t>(first) * info.row_bytes,
+                  static_cast<std::size_t>(last - first) * info.row_bytes);
+    }, chunk);
+    EXPECT_TRUE(testing::read_file(copy) == bytes) << "chunk " << chunk;
+  }
+}
+
+// Faults under the O_DIRECT writer thread: a short write (the rest goes through the page cache, same bytes), a
+// full disk midway (the error names the file, reaches the caller, and leaves the previous file and no temporary).
+TEST(StoreCreate, WriterFaultsMidway) {
+  ScratchDir dir;
+  const GoldenTable& g = kGolden[4];
+  const std::string path = dir.file("t.safetensors");
+  {
+    fault::Injection shorter({.op = fault::Op::write, .path_contains = path, .skip = 1, .times = 1, .short_bytes = 5000});
+    create_table(options_of(g), path);
+    EXPECT_EQ(shorter.hits(), 1u);
+  }
+  EXPECT_EQ(file_sha256(path), g.sha256);
+  for (std::uint64_t skip : {1, 2}) {
+    fault::Injection nospace({.op = fault::Op::write, .path_contains = path, .skip = skip, .error = ENOSPC});
+    try {
+      create_table(options_of(kGolden[5]), path);
+      ADD_FAILURE() << "no error";
+    } catch (const Error& e) {
+      EXPECT_NE(std::string(e.what()).find(path), std::string::npos) << e.what();
+      EXPECT_NE(std::string(e.what()).find(std::strerror(ENOSPC)), std::string::npos) << e.what();
+    }
+    EXPECT_EQ(nospace.hits(), 1u);
+  }
+  EXPECT_EQ(file_sha256(path), g.sha256);
+  EXPECT_EQ(testing::count_files(dir.path()), 1);
 }
 
 // The vectorised init stream against its scalar definition, bit for bit: 4 M pairs from several keys (the vector
