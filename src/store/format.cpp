@@ -160,6 +160,13 @@ TableInfo create_table(const CreateOptions& o, const std::string& path) {
     }
     const std::uint64_t key = normal_key(o.seed, t.layer_id);
     parallel_for(last - first, threads, [&](std::int64_t lo, std::int64_t hi) {
+      const std::uint64_t k0 = static_cast<std::uint64_t>(first + lo) * static_cast<std::uint64_t>(o.dim);
+      std::uint8_t* rows_at = dst + static_cast<std::size_t>(lo) * info.row_bytes;
+      if (o.dtype == DType::f32 && reinterpret_cast<std::uintptr_t>(rows_at) % alignof(float) == 0) {
+        // f32 rows are the stream itself (little-endian floats): made in place, no copy.
+        normal_values(key, k0, static_cast<std::size_t>((hi - lo) * o.dim), o.stddev, reinterpret_cast<float*>(rows_at));
+        return;
+      }
       // Rows in groups of ~16 KiB of floats: the stream of a group is contiguous (value k = row·dim + j).
       const std::int64_t group = std::max<std::int64_t>(1, 4096 / o.dim);
       std::vector<float> values(static_cast<std::size_t>(group * o.dim));
