@@ -197,6 +197,7 @@ void register_parts(CLI::App* bench, Action& action) {
   register_hashhop(bench, action);
   register_engram_hash(bench, action);
   register_store(bench, action);
+  register_table_create(bench, action);
   register_attention(bench, action);
 }
 

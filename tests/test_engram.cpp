@@ -4,6 +4,7 @@
 
 #include "common/huge_pages.hpp"
 #include "common/numpy_rng.hpp"
+#include "engram/hash_kernel.hpp"
 #include "hashmem/engram.hpp"
 #include "hashmem/error.hpp"
 #include "test_util.hpp"
@@ -210,6 +211,55 @@ TEST(EngramHash, RowIdsAreOffsetHashesWithinTheTable) {
     ASSERT_GE(hashes[i], 0);
     ASSERT_LT(hashes[i], demo.layers[0].primes[c / 8][c % 8]);
   }
+}
+
+// The AVX-512 kernel against the scalar kernel beside it, position range by position range, bit for bit: every
+// kernel of hash_avx512.cpp (all-double, integer, masked; cached and streamed stores), sequences shorter than the
+// n-gram window, lengths around multiples of the vector width, ranges that start inside a sequence (as the
+// streaming hasher's do), ids equal to the pad, the largest id, and negative ids.
+TEST(EngramHash, Avx512KernelEqualsScalarKernelBitForBit) {
+  std::mt19937_64 rng(2024);
+  int covered = 0;
+  for (int trial = 0; trial < 80; ++trial) {
+    Config c;
+    c.max_ngram = 2 + trial % 4;
+    c.heads = std::vector<int>{8, 16, 24, 3, 12, 1}[static_cast<std::size_t>(trial % 6)];
+    c.layers = {static_cast<std::int64_t>(trial % 5)};
+    const bool tiny = trial % 7 == 6;  // primes below 2^13: the kernel declines, the scalar one runs
+    const bool huge = trial % 7 == 5;  // primes above 2^23: the integer kernel instead of the all-double one
+    for (int n = 2; n <= c.max_ngram; ++n) {
+      c.vocab_per_order.push_back(tiny ? 700 + n : huge ? (std::int64_t{1} << 24) + 1000 * n : 600000 + 997 * n);
+    }
+    c.compressed_vocab = trial % 3 == 0 ? 99092 : 2 + static_cast<std::int64_t>(rng() % 5000);
+    c.pad_id = static_cast<std::int64_t>(rng() % static_cast<std::uint64_t>(c.compressed_vocab));
+    const Layout layout = make_layout(c);
+    const HashKernel k(layout, 0, trial % 2 == 1);
+    for (std::int64_t length : {0, 1, 2, 3, 7, 8, 9, 15, 16, 17, 31, 33, 64, 1003}) {
+      std::vector<std::int64_t> row = random_ids(rng, static_cast<std::size_t>(length), c.compressed_vocab, trial % 4 == 3);
+      for (std::int64_t t = 0; t < length; t += 5) row[static_cast<std::size_t>(t)] = c.pad_id;
+      if (length > 2) row[static_cast<std::size_t>(length - 1)] = c.compressed_vocab - 1;
+      const bool non_negative = std::all_of(row.begin(), row.end(), [](std::int64_t id) { return id >= 0; });
+      for (std::int64_t begin : {std::int64_t{0}, std::min<std::int64_t>(length, 3)}) {
+        const std::size_t n = static_cast<std::size_t>((length - begin) * k.columns);
+        std::vector<std::int64_t> scalar(n, -1);
+        HugeVector<std::int64_t> simd(n + 8, -1);  // 64-byte aligned, so the streamed stores can be taken too
+        hash_positions_scalar(k, row.data(), begin, length, scalar.data());
+        for (std::int64_t output_bytes : {std::int64_t{0}, std::int64_t{1} << 40}) {
+          if (!hash_positions_avx512(k, row.data(), begin, length, simd.data(), non_negative, output_bytes)) {
+            EXPECT_TRUE(tiny || !kHaveAvx512Kernel) << "trial " << trial;
+            continue;
+          }
+          ++covered;
+          ASSERT_TRUE(std::equal(scalar.begin(), scalar.end(), simd.begin()))
+              << "trial " << trial << " heads " << c.heads << " max_ngram " << c.max_ngram << " length " << length
+              << " begin " << begin;
+          ASSERT_EQ(simd[n], -1) << "wrote past the end";
+        }
+      }
+    }
+  }
+  if (!kHaveAvx512Kernel) GTEST_SKIP() << "this build has no AVX-512 kernel (the scalar kernel was checked alone)";
+  EXPECT_GT(covered, 1000);
 }
 
 TEST(EngramHash, StreamingEqualsBatchForEveryLengthAndSplit) {

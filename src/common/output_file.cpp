@@ -84,7 +84,7 @@ void unregister_temporary(const char* path) {
 
 }  // namespace
 
-OutputFile::OutputFile(const std::string& path) : path_(path) {
+OutputFile::OutputFile(const std::string& path, bool direct) : path_(path) {
   if (path.empty()) throw Error("output path is empty");
   if (path == "-") {
     to_stdout_ = true;
@@ -106,8 +106,11 @@ OutputFile::OutputFile(const std::string& path) : path_(path) {
     }
     ::fchmod(fd_, 0644);
     register_temporary(temp_path_.c_str());
+    // File systems without O_DIRECT (tmpfs on older kernels) refuse the flag: the file stays buffered.
+    const int flags = ::fcntl(fd_, F_GETFL);
+    direct_ = direct && flags >= 0 && ::fcntl(fd_, F_SETFL, flags | O_DIRECT) == 0;
   }
-  buffer_ = static_cast<char*>(std::malloc(kBufferSize));
+  buffer_ = static_cast<char*>(std::aligned_alloc(kDirectAlign, kBufferSize));
   if (!buffer_) {
     if (!to_stdout_) {
       ::close(fd_);
@@ -127,6 +130,12 @@ OutputFile::~OutputFile() {
   std::free(buffer_);
 }
 
+void OutputFile::stop_direct() {
+  const int flags = ::fcntl(fd_, F_GETFL);
+  if (flags >= 0) ::fcntl(fd_, F_SETFL, flags & ~O_DIRECT);
+  direct_ = false;
+}
+
 void OutputFile::write_through(const char* data, std::size_t size) {
   std::size_t off = 0;
   while (off < size) {
@@ -135,34 +144,71 @@ void OutputFile::write_through(const char* data, std::size_t size) {
     if (f.max_bytes >= 0) want = std::min(want, static_cast<std::size_t>(f.max_bytes));
     ssize_t n = f.error ? -1 : ::write(fd_, data + off, want);
     if (f.error) errno = f.error;
+    if (n < 0 && errno == EINVAL && direct_) {  // the file system took the flag but not this transfer
+      stop_direct();
+      continue;
+    }
     if (n < 0) {
       if (errno == EINTR) continue;
       throw Error("cannot write '" + path_ + "': " + errno_text());
     }
+    // After a short transfer the offset is no longer aligned: the rest goes through the page cache.
+    if (direct_ && static_cast<std::size_t>(n) < want) stop_direct();
     off += static_cast<std::size_t>(n);
   }
   written_ += size;
 }
 
-void OutputFile::flush_buffer() {
-  write_through(buffer_, used_);
-  used_ = 0;
+void OutputFile::flush_buffer(bool all) {
+  if (!direct_ || used_ % kDirectAlign == 0) {
+    write_through(buffer_, used_);
+    used_ = 0;
+    return;
+  }
+  const std::size_t aligned = used_ / kDirectAlign * kDirectAlign;
+  write_through(buffer_, aligned);
+  std::memmove(buffer_, buffer_ + aligned, used_ - aligned);
+  used_ -= aligned;
+  if (all) {
+    if (direct_) stop_direct();  // the unaligned tail
+    write_through(buffer_, used_);
+    used_ = 0;
+  }
 }
 
 void OutputFile::write(const char* data, std::size_t size) {
-  if (size >= kBufferSize) {
-    flush_buffer();
-    write_through(data, size);
+  if (!direct_) {
+    if (size >= kBufferSize) {
+      flush_buffer(true);
+      write_through(data, size);
+      return;
+    }
+    if (used_ + size > kBufferSize) flush_buffer(true);
+    std::memcpy(buffer_ + used_, data, size);
+    used_ += size;
     return;
   }
-  if (used_ + size > kBufferSize) flush_buffer();
-  std::memcpy(buffer_ + used_, data, size);
-  used_ += size;
+  while (size > 0) {
+    if (used_ == 0 && size >= kDirectAlign && reinterpret_cast<std::uintptr_t>(data) % kDirectAlign == 0) {
+      const std::size_t n = size / kDirectAlign * kDirectAlign;  // straight from the caller's memory
+      write_through(data, n);
+      data += n;
+      size -= n;
+      if (!direct_) return write(data, size);
+      continue;
+    }
+    const std::size_t n = std::min(size, kBufferSize - used_);
+    std::memcpy(buffer_ + used_, data, n);
+    used_ += n;
+    data += n;
+    size -= n;
+    if (used_ == kBufferSize) flush_buffer(false);
+  }
 }
 
 void OutputFile::commit() {
   if (committed_) throw Error("output file '" + path_ + "' committed twice");
-  flush_buffer();
+  flush_buffer(true);
   committed_ = true;
   if (to_stdout_) return;
   const fault::Outcome f = fault::check(fault::Op::sync, temp_path_);

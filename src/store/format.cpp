@@ -11,13 +11,13 @@
 #include <xxhash.h>
 
 #include "common/file_io.hpp"
-#include "common/huge_pages.hpp"
 #include "common/parallel.hpp"
 #include "hashmem/error.hpp"
 #include "hashmem/output_file.hpp"
 #include "hashmem/progress.hpp"
 #include "hashmem/store.hpp"
 #include "store/format_internal.hpp"
+#include "store/row_init.hpp"
 
 namespace hashmem::store {
 
@@ -69,32 +69,10 @@ std::string make_header(const std::vector<TensorInfo>& tensors, DType dtype, std
   return text;
 }
 
-void put_u64(std::string& s, std::uint64_t v) {
-  for (int i = 0; i < 8; ++i) s.push_back(static_cast<char>((v >> (8 * i)) & 0xff));
-}
-
 std::uint64_t get_u64(const unsigned char* p) {
   std::uint64_t v = 0;
   for (int i = 7; i >= 0; --i) v = (v << 8) | p[i];
   return v;
-}
-
-// splitmix64: the counter-based source of Init::normal (value k of a tensor depends only on seed, layer, k).
-std::uint64_t mix64(std::uint64_t z) {
-  z += 0x9e3779b97f4a7c15ull;
-  z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
-  z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
-  return z ^ (z >> 31);
-}
-
-// Box–Muller on the pair p of (seed, layer): two independent N(0,1) values.
-void normal_pair(std::uint64_t key, std::uint64_t p, float out[2]) {
-  const std::uint64_t a = mix64(key ^ mix64(2 * p)), b = mix64(key ^ mix64(2 * p + 1));
-  const double u1 = (static_cast<double>(a >> 11) + 1.0) * 0x1.0p-53;  // (0, 1]
-  const double u2 = static_cast<double>(b >> 11) * 0x1.0p-53;
-  const double r = std::sqrt(-2.0 * std::log(u1));
-  out[0] = static_cast<float>(r * std::cos(2 * M_PI * u2));
-  out[1] = static_cast<float>(r * std::sin(2 * M_PI * u2));
 }
 
 // `size` bytes at `offset` as a string (file_io's read_exact).
@@ -174,72 +152,35 @@ TableInfo create_table(const CreateOptions& o, const std::string& path) {
   info.checksums_offset = info.header_bytes + info.data_bytes();
   info.file_bytes = info.checksums_offset + 8 * count;
 
-  const std::uint64_t key_base = o.seed;
   write_table_file(info, path, o.threads, [&](const TensorInfo& t, std::int64_t first, std::int64_t last,
                                                std::uint8_t* dst, int threads) {
     if (o.init == Init::zeros) {
       std::memset(dst, 0, static_cast<std::size_t>(last - first) * info.row_bytes);
       return;
     }
-    const std::uint64_t key = mix64(key_base ^ mix64(static_cast<std::uint64_t>(t.layer_id) + 0x5151));
+    const std::uint64_t key = normal_key(o.seed, t.layer_id);
     parallel_for(last - first, threads, [&](std::int64_t lo, std::int64_t hi) {
-      std::vector<float> values(static_cast<std::size_t>(o.dim));
-      for (std::int64_t r = first + lo; r < first + hi; ++r) {
-        const std::uint64_t k0 = static_cast<std::uint64_t>(r) * static_cast<std::uint64_t>(o.dim);
-        for (std::int64_t j = 0; j < o.dim;) {
-          const std::uint64_t k = k0 + static_cast<std::uint64_t>(j);
-          float pair[2];
-          normal_pair(key, k / 2, pair);
-          values[j++] = pair[k & 1] * o.stddev;
-          if ((k & 1) == 0 && j < o.dim) values[j++] = pair[1] * o.stddev;
+      const std::uint64_t k0 = static_cast<std::uint64_t>(first + lo) * static_cast<std::uint64_t>(o.dim);
+      std::uint8_t* rows_at = dst + static_cast<std::size_t>(lo) * info.row_bytes;
+      if (o.dtype == DType::f32 && reinterpret_cast<std::uintptr_t>(rows_at) % alignof(float) == 0) {
+        // f32 rows are the stream itself (little-endian floats): made in place, no copy.
+        normal_values(key, k0, static_cast<std::size_t>((hi - lo) * o.dim), o.stddev, reinterpret_cast<float*>(rows_at));
+        return;
+      }
+      // Rows in groups of ~16 KiB of floats: the stream of a group is contiguous (value k = row·dim + j).
+      const std::int64_t group = std::max<std::int64_t>(1, 4096 / o.dim);
+      std::vector<float> values(static_cast<std::size_t>(group * o.dim));
+      for (std::int64_t r = first + lo; r < first + hi; r += group) {
+        const std::int64_t rows = std::min(group, first + hi - r);
+        normal_values(key, static_cast<std::uint64_t>(r) * static_cast<std::uint64_t>(o.dim),
+                      static_cast<std::size_t>(rows * o.dim), o.stddev, values.data());
+        for (std::int64_t i = 0; i < rows; ++i) {
+          encode_row(o.dtype, values.data() + i * o.dim, o.dim, dst + static_cast<std::size_t>(r + i - first) * info.row_bytes);
         }
-        encode_row(o.dtype, values.data(), o.dim, dst + static_cast<std::size_t>(r - first) * info.row_bytes);
       }
     });
   });
   return info;
-}
-
-void write_table_file(const TableInfo& info, const std::string& path, int threads, const RowSource& source) {
-  const std::string header = header_for(info);
-  if (8 + header.size() != info.header_bytes) throw Error("internal: header size changed for '" + path + "'");
-  OutputFile out(path);
-  std::string prefix;
-  put_u64(prefix, header.size());
-  out.write(prefix);
-  out.write(header);
-  std::vector<std::uint64_t> sums;
-  sums.push_back(XXH3_64bits(header.data(), header.size()));
-
-  Progress progress("write " + path, info.data_bytes());
-  std::uint64_t written = 0;
-  const std::size_t rb = info.row_bytes;
-  const std::uint64_t block = info.checksum_block;
-  // Rows are made in chunks of whole checksum blocks (each block's hash is then taken in one piece); a chunk's
-  // first and last rows may straddle its ends, so the buffer holds whole rows around it.
-  const std::uint64_t chunk_bytes = std::max<std::uint64_t>(block, (32u << 20) / block * block);
-  HugeVector<std::uint8_t> buffer(chunk_bytes + 2 * rb);
-  for (const TensorInfo& t : info.tensors) {
-    for (std::uint64_t begin = 0; begin < t.bytes; begin += chunk_bytes) {
-      const std::uint64_t end = std::min(t.bytes, begin + chunk_bytes);
-      const std::int64_t first = static_cast<std::int64_t>(begin / rb);
-      const std::int64_t last = static_cast<std::int64_t>((end + rb - 1) / rb);
-      const std::uint64_t base = static_cast<std::uint64_t>(first) * rb;
-      source(t, first, last, buffer.data(), threads);
-      const std::uint8_t* data = buffer.data() + (begin - base);
-      for (std::uint64_t b = begin; b < end; b += block) {
-        sums.push_back(XXH3_64bits(data + (b - begin), std::min(end, b + block) - b));
-      }
-      out.write(reinterpret_cast<const char*>(data), end - begin);
-      written += end - begin;
-      progress.update(written);
-    }
-  }
-  std::string tail;
-  for (std::uint64_t s : sums) put_u64(tail, s);
-  out.write(tail);
-  out.commit();
-  progress.finish();
 }
 
 TableInfo parse_header(const std::string& path, int fd, std::uint64_t file_bytes) {

@@ -14,6 +14,9 @@ inline constexpr const char* kFormatName = "hashmem-table";
 inline constexpr const char* kChecksumTensor = "__checksums__";
 inline constexpr std::uint64_t kAlign = 4096;  // data start, O_DIRECT offsets, lengths and buffers
 
+// The safetensors header JSON of a table (padded so the data starts at a 4 KiB boundary).
+std::string header_for(const TableInfo& info);
+
 // Parses and validates the header of an open table file of `file_bytes` bytes.
 TableInfo parse_header(const std::string& path, int fd, std::uint64_t file_bytes);
 
@@ -21,8 +24,14 @@ TableInfo parse_header(const std::string& path, int fd, std::uint64_t file_bytes
 using RowSource = std::function<void(const TensorInfo& t, std::int64_t first, std::int64_t last, std::uint8_t* dst,
                                      int threads)>;
 
+// Bytes of rows made per pipeline step by write_table_file (and written per O_DIRECT write).
+inline constexpr std::uint64_t kWriteChunkBytes = std::uint64_t{32} << 20;
+
 // Writes a complete table file for `info` (header, every tensor's rows from `source`, fresh checksums)
-// atomically: temporary file, fsync, rename. REQUIRES: info's offsets were planned by create_table/read_info.
-void write_table_file(const TableInfo& info, const std::string& path, int threads, const RowSource& source);
+// atomically: temporary file, fsync, rename (table_writer.cpp). `source` runs on the calling thread, one chunk
+// of `chunk_bytes` (a multiple of 4 KiB) ahead of the writer thread, and may be asked for a row twice (rows that
+// straddle chunks). REQUIRES: info's offsets were planned by create_table/read_info.
+void write_table_file(const TableInfo& info, const std::string& path, int threads, const RowSource& source,
+                      std::uint64_t chunk_bytes = kWriteChunkBytes);
 
 }  // namespace hashmem::store
