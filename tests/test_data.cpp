@@ -491,7 +491,7 @@ TEST(DataTokenizer, TokenIdFilesRoundTripAndRejectDamage) {
 // ---- the real corpus built by ./run (build/data/corpus) ----
 
 TEST(DataRealCorpus, TrainAndValidationShareNoDocument) {
-  const std::string dir = std::string(HASHMEM_SOURCE_DIR) + "/build/data/corpus";
+  const std::string dir = std::string(HASHMEM_DATA_DIR) + "/corpus";
   if (!fs::exists(dir + "/manifest.json")) {
     GTEST_SKIP() << dir << "/manifest.json is missing: ./run build prepares the corpus (hashmem data prepare)";
   }

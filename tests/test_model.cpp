@@ -20,7 +20,7 @@ namespace {
 
 namespace fs = std::filesystem;
 
-const std::string kCorpus = std::string(HASHMEM_SOURCE_DIR) + "/build/data/corpus";
+const std::string kCorpus = std::string(HASHMEM_DATA_DIR) + "/corpus";
 const std::string kCli = HASHMEM_CLI;
 
 bool have_corpus() { return fs::exists(kCorpus + "/manifest.json"); }

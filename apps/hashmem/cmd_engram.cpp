@@ -254,14 +254,14 @@ void register_engram(CLI::App& app, Action& action) {
   auto tokens = std::make_shared<std::string>();
   auto out = std::make_shared<std::string>("-");
   auto row_ids = std::make_shared<bool>(false);
-  auto json_flag = std::make_shared<bool>(false);
   CLI::App* hash = engram->add_subcommand(
       "hash", "Hash compressed ids: {\"layers\": {id: {multipliers, primes, rows, hashes [B][T][columns]}}}");
   hash->add_option("--config", *config, "JSON config (keys of hash-cases.json)")->required();
   hash->add_option("--tokens", *tokens, "JSON list of rows of compressed ids")->required();
   hash->add_flag("--row-ids", *row_ids, "Add each column's offset: table row ids instead of hashes");
   hash->add_option("--out", *out, "Output file, written atomically ('-' = stdout)")->capture_default_str();
-  hash->add_flag("--json", *json_flag, "Output is always JSON (accepted for uniformity)");
+  // Bound to nothing: a flag variable would have to outlive this function (the callback does not use it).
+  hash->add_flag("--json")->description("Output is always JSON (accepted for uniformity)");
   hash->callback([=, &action] { action = [=] { return run_hash(*config, *tokens, *row_ids, *out); }; });
 
   auto co = std::make_shared<CompressOptions>();
