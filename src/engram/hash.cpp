@@ -103,7 +103,8 @@ inline void position_mixes(const Kernel& k, const std::int64_t* window, std::int
 }
 
 // floor(x / p) as x − floor_mod(x, p) needs it: the reciprocal estimate, then one correction each way.
-inline std::int64_t fast_floor_mod(std::int64_t x, std::int64_t p, double inverse) {
+// (Unused where the AVX-512 kernel below replaces it; clang warns about an unused internal function, GCC does not.)
+[[maybe_unused]] inline std::int64_t fast_floor_mod(std::int64_t x, std::int64_t p, double inverse) {
   const std::int64_t q = static_cast<std::int64_t>(std::floor(static_cast<double>(x) * inverse));
   std::int64_t r = static_cast<std::int64_t>(static_cast<std::uint64_t>(x) -
                                              static_cast<std::uint64_t>(q) * static_cast<std::uint64_t>(p));

@@ -104,7 +104,10 @@ Config config_from_json(const std::string& json_text, const Config& base, const 
   const auto j = nlohmann::json::parse(json_text, nullptr, /*allow_exceptions=*/false, /*ignore_comments=*/true);
   if (j.is_discarded() || !j.is_object()) throw Error(source + ": not a JSON object");
   Config c = base;
-  for (const auto& [key, value] : j.items()) {
+  for (const auto& item : j.items()) {
+    // Named copies, not a structured binding: clang before 16 cannot capture bindings in a lambda.
+    const std::string& key = item.key();
+    const nlohmann::json& value = item.value();
     bool known = false;
     visit_fields(c, [&](const char* name, auto& member) {
       if (key != name) return;
