@@ -359,18 +359,7 @@ std::vector<std::vector<std::int64_t>> EngramMemory::hot_rows(std::int64_t total
 CompressionFile read_compression(const std::string& path) {
   if (path.empty()) throw Error("Engram needs the tokenizer compression file (hashmem train writes it)");
   const MappedFile file(path);
-  const auto j = nlohmann::json::parse(file.view(), nullptr, /*allow_exceptions=*/false);
-  if (j.is_discarded() || !j.contains("lookup") || !j["lookup"].is_array()) {
-    throw Error("compression file '" + path + "' has no \"lookup\" list");
-  }
-  CompressionFile c;
-  c.lookup = j["lookup"].get<std::vector<std::int64_t>>();
-  for (std::int64_t v : c.lookup) {
-    if (v < 0) throw Error("compression file '" + path + "' maps an id to a negative compressed id");
-    c.compressed_vocab = std::max(c.compressed_vocab, v + 1);
-  }
-  if (j.contains("lookup_sha256") && j["lookup_sha256"].is_string()) c.sha256 = j["lookup_sha256"];
-  return c;
+  return parse_compression(file.view(), path);
 }
 
 std::unique_ptr<EngramMemory> make_memory(const Config& c, std::int64_t vocab, const std::string& compression_path) {

@@ -17,6 +17,7 @@
 #include "hashmem/engram.hpp"
 #include "hashmem/model.hpp"
 #include "hashmem/store.hpp"
+#include "model/run_files.hpp"
 
 namespace hashmem::model {
 
@@ -140,12 +141,7 @@ class EngramMemory {
   std::vector<std::vector<std::uint32_t>> counts_;  // per tensor, per row
 };
 
-// The tokenizer compression written by `hashmem train` ({"lookup", "lookup_sha256", "compressed_vocab"}).
-struct CompressionFile {
-  std::vector<std::int64_t> lookup;
-  std::int64_t compressed_vocab = 0;
-  std::string sha256;
-};
+// The tokenizer compression file at `path` (parse_compression, model/run_files.hpp).
 CompressionFile read_compression(const std::string& path);
 
 // Values per token an Engram block reads: columns · row_dim (0 without Engram).

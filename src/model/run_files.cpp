@@ -1,0 +1,78 @@
+// state.json and the compression file of a run directory (model/run_files.hpp).
+#include "model/run_files.hpp"
+
+#include <algorithm>
+#include <nlohmann/json.hpp>
+
+#include "hashmem/error.hpp"
+
+namespace hashmem::model {
+namespace {
+
+nlohmann::json to_json(const Metric& m) {
+  return {m.step, m.tokens, m.train_loss, m.val_loss, m.lr, m.tokens_per_s, m.seconds};
+}
+
+Metric metric_from_json(const nlohmann::json& j) {
+  Metric m;
+  m.step = j.at(0);
+  m.tokens = j.at(1);
+  m.train_loss = j.at(2);
+  m.val_loss = j.at(3);
+  m.lr = j.at(4);
+  m.tokens_per_s = j.at(5);
+  m.seconds = j.at(6);
+  return m;
+}
+
+}  // namespace
+
+std::string run_state_json(const RunState& s, bool engram, const std::vector<std::size_t>& corpus_tokens) {
+  nlohmann::json metrics = nlohmann::json::array();
+  for (const auto& m : s.metrics) metrics.push_back(to_json(m));
+  const nlohmann::ordered_json state = {{"format", "hashmem-checkpoint"},
+                                        {"step", s.step},
+                                        {"first_train_loss", s.first_train_loss},
+                                        {"smooth_loss", s.smooth_loss},
+                                        {"train_seconds", s.train_seconds},
+                                        {"engram", engram},
+                                        {"corpus_tokens", corpus_tokens},
+                                        {"metrics", metrics}};
+  return state.dump() + "\n";
+}
+
+RunState parse_run_state(std::string_view text, const std::string& path) {
+  const auto j = nlohmann::json::parse(text, nullptr, /*allow_exceptions=*/false);
+  if (j.is_discarded() || !j.is_object() || j.value("format", "") != "hashmem-checkpoint") {
+    throw Error("checkpoint state '" + path + "' is damaged (not a hashmem checkpoint state)");
+  }
+  RunState s;
+  try {
+    s.step = j.at("step");
+    s.first_train_loss = j.at("first_train_loss");
+    s.smooth_loss = j.at("smooth_loss");
+    s.train_seconds = j.at("train_seconds");
+    if (j.contains("corpus_tokens")) s.corpus_tokens = j.at("corpus_tokens").get<std::vector<std::size_t>>();
+    for (const auto& m : j.at("metrics")) s.metrics.push_back(metric_from_json(m));
+  } catch (const nlohmann::json::exception& e) {
+    throw Error("checkpoint state '" + path + "' is damaged: " + e.what());
+  }
+  return s;
+}
+
+CompressionFile parse_compression(std::string_view text, const std::string& path) {
+  const auto j = nlohmann::json::parse(text, nullptr, /*allow_exceptions=*/false);
+  if (j.is_discarded() || !j.contains("lookup") || !j["lookup"].is_array()) {
+    throw Error("compression file '" + path + "' has no \"lookup\" list");
+  }
+  CompressionFile c;
+  c.lookup = j["lookup"].get<std::vector<std::int64_t>>();
+  for (std::int64_t v : c.lookup) {
+    if (v < 0) throw Error("compression file '" + path + "' maps an id to a negative compressed id");
+    c.compressed_vocab = std::max(c.compressed_vocab, v + 1);
+  }
+  if (j.contains("lookup_sha256") && j["lookup_sha256"].is_string()) c.sha256 = j["lookup_sha256"];
+  return c;
+}
+
+}  // namespace hashmem::model
