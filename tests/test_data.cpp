@@ -2,6 +2,7 @@
 #include <gtest/gtest.h>
 
 #include <filesystem>
+#include <functional>
 #include <nlohmann/json.hpp>
 #include <set>
 #include <sentencepiece_processor.h>
@@ -454,6 +455,50 @@ TEST(DataTokenizer, TokenIdFilesRoundTripAndRejectDamage) {
   }
   testing::write_file(dir.file("text.ids"), "hello");
   EXPECT_THROW(data::read_token_ids(dir.file("text.ids")), Error);
+}
+
+// ---- found by fuzzing (tests/fuzz, docs/fuzzing.md) ----
+
+// fuzz_token_ids: a file whose ids lie outside its own vocabulary was accepted (the model would index its
+// embeddings and the compression lookup with them).
+TEST(DataFuzzRegression, TokenIdsOutsideTheVocabularyAreRejected) {
+  ScratchDir dir;
+  for (const std::int32_t bad : {8000, -1}) {
+    data::TokenIds ids;
+    ids.vocab_size = 8000;
+    ids.ids = {5, 6, bad, 8};
+    ids.document_starts = {0, 4};
+    {
+      OutputFile out(dir.file("bad.ids"));
+      data::write_token_ids(out, ids);
+      out.commit();
+    }
+    try {
+      data::read_token_ids(dir.file("bad.ids"));
+      FAIL() << "id " << bad << " was accepted";
+    } catch (const Error& e) {
+      EXPECT_NE(std::string(e.what()).find("id " + std::to_string(bad) + " at token 2 is outside the vocabulary of 8000"),
+                std::string::npos)
+          << e.what();
+    }
+  }
+}
+
+// fuzz_sentencepiece: a model with a piece starting with a NUL byte made libsentencepiece's trie builder throw
+// its own exception (Darts::Details::Exception), which escaped as something other than hashmem::Error.
+TEST(DataFuzzRegression, SentencePieceModelThatMakesTheLibraryThrowIsAnError) {
+  // ModelProto{pieces: [{piece "<unk>", score 0, type UNKNOWN}, {piece "\0tity"}], trainer_spec: {}}.
+  const std::string model("\x0a\x0e\x0a\x05<unk>\x15\x00\x00\x00\x00\x18\x02\x0a\x09\x0a\x07\x00tity\x12\x00", 27);
+  for (const auto& call : std::vector<std::function<void()>>{[&] { data::tokenizer_vocab(model); },
+                                                             [&] { data::encode_text(model, "text"); },
+                                                             [&] { data::decode_ids(model, {0}); }}) {
+    try {
+      call();
+      FAIL() << "the model was accepted";
+    } catch (const Error& e) {
+      EXPECT_NE(std::string(e.what()).find("cannot load the SentencePiece model"), std::string::npos) << e.what();
+    }
+  }
 }
 
 // ---- the real corpus built by ./run (build/data/corpus) ----

@@ -121,6 +121,16 @@ TEST(EngramCompress, MalformedTokenizersAreNamed) {
   EXPECT_NE(error_of([&] { compress_tokenizer(dir.file("missing.json")); }).find("missing.json"), std::string::npos);
 }
 
+// fuzz_sentencepiece: libsentencepiece throws its own exception (not a status) on a piece that starts with a
+// NUL byte; compress_sentencepiece lets no such exception escape.
+TEST(EngramCompressFuzzRegression, SentencePieceModelThatMakesTheLibraryThrowIsNamed) {
+  ScratchDir dir;
+  testing::write_file(dir.file("nul.model"),
+                      std::string("\x0a\x0e\x0a\x05<unk>\x15\x00\x00\x00\x00\x18\x02\x0a\x09\x0a\x07\x00tity\x12\x00", 27));
+  const std::string message = error_of([&] { compress_sentencepiece(dir.file("nul.model")); });
+  EXPECT_NE(message.find("nul.model: not a SentencePiece model"), std::string::npos) << message;
+}
+
 // ---- SentencePiece ----
 
 TEST(EngramCompress, SentencePieceModelTrainedHere) {

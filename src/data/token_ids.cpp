@@ -53,6 +53,13 @@ TokenIds read_token_ids(const std::string& path) {
   if (ids.document_starts.front() != 0 || ids.document_starts.back() != tokens) {
     throw Error("token-id file '" + path + "': document starts do not run from 0 to the token count");
   }
+  // The ids index the tokenizer's pieces (embedding rows, the compression lookup).
+  for (std::size_t i = 0; i < ids.ids.size(); ++i) {
+    if (ids.ids[i] < 0 || static_cast<std::uint64_t>(ids.ids[i]) >= ids.vocab_size) {
+      throw Error("token-id file '" + path + "': id " + std::to_string(ids.ids[i]) + " at token " + std::to_string(i) +
+                  " is outside the vocabulary of " + std::to_string(ids.vocab_size) + " pieces");
+    }
+  }
   return ids;
 }
 

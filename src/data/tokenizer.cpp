@@ -51,7 +51,14 @@ class ParagraphIterator : public sentencepiece::SentenceIterator {
 };
 
 void load_model(sentencepiece::SentencePieceProcessor& processor, std::string_view model) {
-  const auto status = processor.LoadFromSerializedProto(model);
+  sentencepiece::util::Status status;
+  try {
+    status = processor.LoadFromSerializedProto(model);
+  } catch (const std::exception& e) {
+    // libsentencepiece throws, rather than returning a status, on some malformed models (darts_clone's trie
+    // builder on a piece that starts with a NUL byte).
+    throw Error(std::string("cannot load the SentencePiece model: ") + e.what());
+  }
   if (!status.ok()) throw Error("cannot load the SentencePiece model: " + status.ToString());
 }
 

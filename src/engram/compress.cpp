@@ -235,7 +235,12 @@ Compression compress_hf_tokenizer(const std::string& path) {
 
 Compression compress_sentencepiece(const std::string& path) {
   sentencepiece::SentencePieceProcessor processor;
-  const auto status = processor.Load(path);
+  sentencepiece::util::Status status;
+  try {
+    status = processor.Load(path);
+  } catch (const std::exception& e) {  // some malformed models make libsentencepiece throw (see data/tokenizer.cpp)
+    throw Error(path + ": not a SentencePiece model: " + e.what());
+  }
   if (!status.ok()) throw Error(path + ": not a SentencePiece model: " + status.ToString());
   const int size = processor.GetPieceSize();
   if (size <= 0) throw Error(path + ": the SentencePiece model has no pieces");
