@@ -6,6 +6,7 @@
 #include <gtest/gtest.h>
 
 #include <filesystem>
+#include <functional>
 #include <fstream>
 #include <sstream>
 #include <nlohmann/json.hpp>
@@ -13,6 +14,7 @@
 #include "hashmem/error.hpp"
 #include "hashmem/safetensors.hpp"
 #include "hashmem/model.hpp"
+#include "model/run_files.hpp"
 #include "test_util.hpp"
 
 namespace hashmem {
@@ -69,6 +71,65 @@ TEST(ModelConfig, PresetsJsonRoundTripAndValidation) {
   EXPECT_NE(error_of(R"({"tokens": 10})").find("one batch"), std::string::npos);
   EXPECT_NE(error_of("[1]").find("cfg.json: not a JSON object"), std::string::npos);
   EXPECT_THROW(model::preset("huge"), Error);
+}
+
+// The run directory's other JSON files, read without libtorch (model/run_files.hpp).
+TEST(ModelRunFiles, StateAndCompressionRoundTrip) {
+  model::RunState s;
+  s.step = 2;
+  s.first_train_loss = 9.5;
+  s.smooth_loss = 8.25;
+  s.train_seconds = 3;
+  s.metrics = {{1, 64, 9.5, -1, 0.001, 20, 1.5}, {2, 128, 9, 8.75, 0.002, 21, 3}};
+  const std::string text = model::run_state_json(s, true, {1000, 100});
+  const model::RunState back = model::parse_run_state(text, "state.json");
+  EXPECT_EQ(back.step, 2);
+  EXPECT_EQ(back.corpus_tokens, (std::vector<std::size_t>{1000, 100}));
+  ASSERT_EQ(back.metrics.size(), 2u);
+  EXPECT_EQ(back.metrics[1].val_loss, 8.75);
+  EXPECT_EQ(model::run_state_json(back, true, back.corpus_tokens), text);
+  const model::CompressionFile c =
+      model::parse_compression(R"({"lookup": [0, 1, 0, 2], "lookup_sha256": "ab"})", "compression.json");
+  EXPECT_EQ(c.lookup, (std::vector<std::int64_t>{0, 1, 0, 2}));
+  EXPECT_EQ(c.compressed_vocab, 3);
+  EXPECT_EQ(c.sha256, "ab");
+}
+
+// ---- found by fuzzing (tests/fuzz, docs/fuzzing.md) ----
+
+std::string run_file_error(const std::function<void()>& f) {
+  try {
+    f();
+  } catch (const Error& e) {
+    return e.what();
+  }
+  return "no error";
+}
+
+// fuzz_run_state: a state.json whose "format" was not a string let json's type_error escape.
+TEST(ModelFuzzRegression, StateWithANonStringFormatIsDamaged) {
+  for (const char* text : {R"({"format": 9.1, "step": 1})", R"({"format": ["hashmem-checkpoint"]})", "[1, 2]", "{"}) {
+    EXPECT_NE(run_file_error([&] { model::parse_run_state(text, "ck/state.json"); })
+                  .find("checkpoint state 'ck/state.json' is damaged"),
+              std::string::npos)
+        << text;
+  }
+}
+
+// fuzz_compression_file: a lookup holding strings let json's type_error escape; floats were truncated and the
+// largest int64 overflowed compressed_vocab (ids must be integers below the number of token ids).
+TEST(ModelFuzzRegression, CompressionLookupOfNonIdsIsNamed) {
+  auto message = [](const std::string& text) {
+    return run_file_error([&] { model::parse_compression(text, "c.json"); });
+  };
+  EXPECT_NE(message(R"({"lookup": ["hello", "e"]})").find("maps token id 0 to \"hello\", not a compressed id in [0, 2)"),
+            std::string::npos);
+  EXPECT_NE(message(R"({"lookup": [0, 1.5]})").find("maps token id 1 to 1.5"), std::string::npos);
+  EXPECT_NE(message(R"({"lookup": [0, 9223372036854775807]})").find("maps token id 1"), std::string::npos);
+  EXPECT_NE(message(R"({"lookup": [0, 18446744073709551615]})").find("maps token id 1"), std::string::npos);
+  EXPECT_NE(message(R"({"lookup": [0, -1]})").find("maps token id 1 to -1"), std::string::npos);
+  EXPECT_NE(message(R"({"lookup": [0, 2]})").find("maps token id 1 to 2"), std::string::npos);
+  EXPECT_NE(message(R"({"lookup": {"a": 1}})").find("has no \"lookup\" list"), std::string::npos);
 }
 
 TEST(Model, TrainingLowersTheLossWithAndWithoutEngram) {

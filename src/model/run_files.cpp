@@ -43,7 +43,9 @@ std::string run_state_json(const RunState& s, bool engram, const std::vector<std
 
 RunState parse_run_state(std::string_view text, const std::string& path) {
   const auto j = nlohmann::json::parse(text, nullptr, /*allow_exceptions=*/false);
-  if (j.is_discarded() || !j.is_object() || j.value("format", "") != "hashmem-checkpoint") {
+  // (Not j.value("format", ""): that throws json's type_error when "format" is there but not a string.)
+  const auto format = j.is_object() ? j.find("format") : j.end();
+  if (j.is_discarded() || !j.is_object() || format == j.end() || *format != "hashmem-checkpoint") {
     throw Error("checkpoint state '" + path + "' is damaged (not a hashmem checkpoint state)");
   }
   RunState s;
@@ -66,10 +68,17 @@ CompressionFile parse_compression(std::string_view text, const std::string& path
     throw Error("compression file '" + path + "' has no \"lookup\" list");
   }
   CompressionFile c;
-  c.lookup = j["lookup"].get<std::vector<std::int64_t>>();
-  for (std::int64_t v : c.lookup) {
-    if (v < 0) throw Error("compression file '" + path + "' maps an id to a negative compressed id");
-    c.compressed_vocab = std::max(c.compressed_vocab, v + 1);
+  const nlohmann::json& lookup = j["lookup"];
+  c.lookup.reserve(lookup.size());
+  for (std::size_t id = 0; id < lookup.size(); ++id) {
+    // Compressed ids are given first-seen, so each is below the number of token ids.
+    const nlohmann::json& v = lookup[id];
+    if (!v.is_number_integer() || v.get<std::int64_t>() < 0 || v.get<std::uint64_t>() >= lookup.size()) {
+      throw Error("compression file '" + path + "' maps token id " + std::to_string(id) + " to " + v.dump() +
+                  ", not a compressed id in [0, " + std::to_string(lookup.size()) + ")");
+    }
+    c.lookup.push_back(v.get<std::int64_t>());
+    c.compressed_vocab = std::max(c.compressed_vocab, c.lookup.back() + 1);
   }
   if (j.contains("lookup_sha256") && j["lookup_sha256"].is_string()) c.sha256 = j["lookup_sha256"];
   return c;
