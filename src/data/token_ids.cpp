@@ -44,7 +44,8 @@ TokenIds read_token_ids(const std::string& path) {
   ids.document_starts.resize(documents + 1);
   std::memcpy(ids.document_starts.data(), bytes.data() + kIdsHeaderBytes, 8 * (documents + 1));
   ids.ids.resize(tokens);
-  std::memcpy(ids.ids.data(), bytes.data() + kIdsHeaderBytes + 8 * (documents + 1), 4 * tokens);
+  // (Not with no tokens: an empty vector's data() may be null, and memcpy from or to null is undefined.)
+  if (tokens) std::memcpy(ids.ids.data(), bytes.data() + kIdsHeaderBytes + 8 * (documents + 1), 4 * tokens);
   for (std::size_t d = 0; d < documents; ++d) {
     if (ids.document_starts[d] > ids.document_starts[d + 1]) {
       throw Error("token-id file '" + path + "': document starts decrease at document " + std::to_string(d));

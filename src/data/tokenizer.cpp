@@ -9,6 +9,7 @@
 #include <unordered_map>
 
 #include "common/parallel.hpp"
+#include "common/sentencepiece_check.hpp"
 #include "hashmem/data.hpp"
 #include "hashmem/error.hpp"
 #include "hashmem/progress.hpp"
@@ -51,6 +52,7 @@ class ParagraphIterator : public sentencepiece::SentenceIterator {
 };
 
 void load_model(sentencepiece::SentencePieceProcessor& processor, std::string_view model) {
+  check_sentencepiece_model(model, "cannot load the SentencePiece model");
   sentencepiece::util::Status status;
   try {
     status = processor.LoadFromSerializedProto(model);

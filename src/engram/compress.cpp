@@ -14,6 +14,7 @@
 #include <nlohmann/json.hpp>
 #include <unordered_map>
 
+#include "common/sentencepiece_check.hpp"
 #include "hashmem/engram.hpp"
 #include "hashmem/error.hpp"
 #include "hashmem/mapped_file.hpp"
@@ -234,10 +235,12 @@ Compression compress_hf_tokenizer(const std::string& path) {
 }
 
 Compression compress_sentencepiece(const std::string& path) {
+  const MappedFile file(path);
+  check_sentencepiece_model(file.view(), path + ": not a SentencePiece model");
   sentencepiece::SentencePieceProcessor processor;
   sentencepiece::util::Status status;
   try {
-    status = processor.Load(path);
+    status = processor.LoadFromSerializedProto(file.view());
   } catch (const std::exception& e) {  // some malformed models make libsentencepiece throw (see data/tokenizer.cpp)
     throw Error(path + ": not a SentencePiece model: " + e.what());
   }
