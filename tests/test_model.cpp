@@ -116,6 +116,32 @@ TEST(ModelFuzzRegression, StateWithANonStringFormatIsDamaged) {
   }
 }
 
+// fuzz_run_state (UBSan): json's get<int64>() of 2.7e29 (a float for an integer field) is undefined; integers must
+// be integers, numbers numbers, metrics lists of 7, and the error names the field.
+TEST(ModelFuzzRegression, StateFieldsOfTheWrongKindAreNamed) {
+  const std::string head = R"({"format": "hashmem-checkpoint", "first_train_loss": 9, "smooth_loss": 8.5, "train_seconds": 1, )";
+  auto message = [&](const std::string& rest) {
+    return run_file_error([&] { model::parse_run_state(head + rest, "state.json"); });
+  };
+  EXPECT_NE(message(R"("step": 2.7e29, "metrics": []})").find("\"step\" is not a non-negative integer: 2.7e+29"),
+            std::string::npos);
+  EXPECT_NE(message(R"("step": -1, "metrics": []})").find("\"step\" is not a non-negative integer"), std::string::npos);
+  EXPECT_NE(message(R"("step": 1, "metrics": [[1, 512, 9, 8.7, 0.001, 400.5, 1.2], [2.66e29]]})")
+                .find("\"metrics[1]\" is not a list of 7 numbers"),
+            std::string::npos);
+  EXPECT_NE(message(R"("step": 1, "metrics": [[1e30, 512, 9, 8.7, 0.001, 400.5, 1.2]]})")
+                .find("\"metrics[0][0]\" is not a non-negative integer"),
+            std::string::npos);
+  EXPECT_NE(message(R"("step": 1, "metrics": [[1, 2, "x", 8.7, 0.001, 400.5, 1.2]]})").find("\"metrics[0][2]\" is not a number"),
+            std::string::npos);
+  EXPECT_NE(message(R"("step": 1, "corpus_tokens": [4096, 5.5e20], "metrics": []})")
+                .find("\"corpus_tokens[1]\" is not a non-negative integer"),
+            std::string::npos);
+  EXPECT_NE(message(R"("step": 1, "metrics": {"a": 1}})").find("\"metrics\" is not a list"), std::string::npos);
+  EXPECT_NE(message(R"("step": 1})").find("state.json' is damaged"), std::string::npos);  // no metrics
+  EXPECT_EQ(message(R"("step": 1, "metrics": []})"), "no error");
+}
+
 // fuzz_compression_file: a lookup holding strings let json's type_error escape; floats were truncated and the
 // largest int64 overflowed compressed_vocab (ids must be integers below the number of token ids).
 TEST(ModelFuzzRegression, CompressionLookupOfNonIdsIsNamed) {
