@@ -116,6 +116,20 @@ TEST(ModelFuzzRegression, StateWithANonStringFormatIsDamaged) {
   }
 }
 
+// fuzz_model_config (UBSan): {"dim": 8828888888888888888} passed validate, and 8·dim (the MLP width) overflowed.
+// Sizes have upper bounds that keep everything derived from them inside int64.
+TEST(ModelFuzzRegression, HugeSizesAreRefusedByValidate) {
+  auto message = [](const std::string& json) {
+    return run_file_error([&] { model::validate(model::config_from_json(json, model::preset("tiny"), "config.json")); });
+  };
+  EXPECT_NE(message(R"({"dim": 8828888888888888888})").find("dim must be <= 1048576"), std::string::npos);
+  EXPECT_NE(message(R"({"batch": 4611686018427387904, "context": 4})").find("batch must be <= 16777216"),
+            std::string::npos);
+  EXPECT_NE(message(R"({"engram_heads": 9223372036854775807})").find("engram_heads must be <= 4096"), std::string::npos);
+  EXPECT_NE(message(R"({"engram_max_ngram": 100})").find("engram_max_ngram must be <= 64"), std::string::npos);
+  EXPECT_EQ(message(R"({"dim": 1048576, "heads": 2, "tokens": 1000000000})"), "no error");
+}
+
 // fuzz_run_state (UBSan): json's get<int64>() of 2.7e29 (a float for an integer field) is undefined; integers must
 // be integers, numbers numbers, metrics lists of 7, and the error names the field.
 TEST(ModelFuzzRegression, StateFieldsOfTheWrongKindAreNamed) {
