@@ -2,6 +2,7 @@
 #include <gtest/gtest.h>
 
 #include <filesystem>
+#include <functional>
 #include <nlohmann/json.hpp>
 #include <set>
 #include <sentencepiece_processor.h>
@@ -486,6 +487,147 @@ TEST(DataTokenizer, TokenIdFilesRoundTripAndRejectDamage) {
   }
   testing::write_file(dir.file("text.ids"), "hello");
   EXPECT_THROW(data::read_token_ids(dir.file("text.ids")), Error);
+}
+
+// ---- found by fuzzing (tests/fuzz, docs/fuzzing.md) ----
+
+// Protobuf pieces for hand-made SentencePiece models.
+std::string varint(std::uint64_t v) {
+  std::string out;
+  for (; v >= 0x80; v >>= 7) out.push_back(static_cast<char>((v & 0x7f) | 0x80));
+  out.push_back(static_cast<char>(v));
+  return out;
+}
+std::string le32(std::uint32_t v) {
+  std::string out(4, '\0');
+  for (int i = 0; i < 4; ++i) out[static_cast<std::size_t>(i)] = static_cast<char>((v >> (8 * i)) & 0xff);
+  return out;
+}
+// A unigram model with the pieces <unk> (UNKNOWN) and "a", and a normalizer (ModelProto field 3) or denormalizer
+// (field 5) whose precompiled_charsmap (NormalizerSpec field 2) is `charsmap`.
+std::string model_with_charsmap(const std::string& charsmap, bool denormalizer = false) {
+  const std::string spec = "\x12" + varint(charsmap.size()) + charsmap;
+  return std::string("\x0a\x09\x0a\x05<unk>\x18\x02\x0a\x03\x0a\x01" "a", 16) + (denormalizer ? "\x2a" : "\x1a") +
+         varint(spec.size()) + spec;
+}
+// A double-array trie of one block (darts-clone units) with the single rule "b" → strings[0]: the root's offset 1
+// (state 1), unit 1 ^ 'b' = 0x63 labelled 'b' with a leaf and offset 0x73 (state 0x10), unit 0x10 the value 0.
+std::string one_rule_trie() {
+  std::vector<std::uint32_t> units(256, 0);
+  units[0] = 1u << 10;
+  units[0x63] = 0x62u | (1u << 8) | (0x73u << 10);
+  units[0x10] = 0u | (1u << 31);
+  std::string trie;
+  for (std::uint32_t u : units) trie += le32(u);
+  return trie;
+}
+
+// fuzz_token_ids: a file whose ids lie outside its own vocabulary was accepted (the model would index its
+// embeddings and the compression lookup with them).
+TEST(DataFuzzRegression, TokenIdsOutsideTheVocabularyAreRejected) {
+  ScratchDir dir;
+  for (const std::int32_t bad : {8000, -1}) {
+    data::TokenIds ids;
+    ids.vocab_size = 8000;
+    ids.ids = {5, 6, bad, 8};
+    ids.document_starts = {0, 4};
+    {
+      OutputFile out(dir.file("bad.ids"));
+      data::write_token_ids(out, ids);
+      out.commit();
+    }
+    try {
+      data::read_token_ids(dir.file("bad.ids"));
+      FAIL() << "id " << bad << " was accepted";
+    } catch (const Error& e) {
+      EXPECT_NE(std::string(e.what()).find("id " + std::to_string(bad) + " at token 2 is outside the vocabulary of 8000"),
+                std::string::npos)
+          << e.what();
+    }
+  }
+}
+
+// fuzz_token_ids (UBSan): a file with no tokens passed a null pointer to memcpy.
+TEST(DataFuzzRegression, TokenIdFileWithNoTokensRoundTrips) {
+  ScratchDir dir;
+  for (const std::vector<std::uint64_t>& starts : {std::vector<std::uint64_t>{0}, std::vector<std::uint64_t>{0, 0, 0}}) {
+    data::TokenIds ids;
+    ids.vocab_size = 5;
+    ids.document_starts = starts;
+    {
+      OutputFile out(dir.file("empty.ids"));
+      data::write_token_ids(out, ids);
+      out.commit();
+    }
+    const data::TokenIds back = data::read_token_ids(dir.file("empty.ids"));
+    EXPECT_TRUE(back.ids.empty());
+    EXPECT_EQ(back.document_starts, starts);
+  }
+}
+
+// fuzz_sentencepiece (ASan, inside libsentencepiece): the library walks a model's precompiled character maps
+// without bounds checks, so a malformed one made Decode, Encode or Load read out of bounds. They are checked first
+// (common/sentencepiece_check.hpp); a well-formed map still works.
+TEST(DataFuzzRegression, MalformedCharacterMapsAreRejectedBeforeTheLibraryReadsThem) {
+  auto message = [](const std::string& model) {
+    try {
+      data::encode_text(model, "b a");
+    } catch (const Error& e) {
+      return std::string(e.what());
+    }
+    return std::string("no error");
+  };
+  const std::string trie = one_rule_trie();
+  EXPECT_EQ(message(model_with_charsmap(le32(static_cast<std::uint32_t>(trie.size())) + trie + std::string("a\0", 2))),
+            "no error");
+  // What the fuzzer found: a denormalizer map whose trie is 1 byte (no unit at all).
+  EXPECT_NE(message(model_with_charsmap(le32(1) + "x" + std::string("c\0", 2), true))
+                .find("the denormalizer's precompiled character map is malformed: its trie is empty"),
+            std::string::npos);
+  // A trie size the library accepts although it runs 3 bytes past the map.
+  EXPECT_NE(message(model_with_charsmap(le32(8) + "123456")).find("its trie runs past the end of the map"),
+            std::string::npos);
+  // The root's offset leaves the trie.
+  EXPECT_NE(message(model_with_charsmap(le32(4) + le32(0x3fffffu << 10) + std::string("c\0", 2)))
+                .find("its trie points outside itself"),
+            std::string::npos);
+  // A rule's replacement string without its NUL, and one past the strings.
+  EXPECT_NE(message(model_with_charsmap(le32(static_cast<std::uint32_t>(trie.size())) + trie + "c"))
+                .find("has no terminating NUL"),
+            std::string::npos);
+  std::string far = trie;
+  far.replace(4 * 0x10, 4, le32(7u | (1u << 31)));
+  EXPECT_NE(message(model_with_charsmap(le32(static_cast<std::uint32_t>(far.size())) + far + std::string("c\0", 2)))
+                .find("replacement string lies outside the map"),
+            std::string::npos);
+  // 'b' leads back to the root through a rule: every "bbb…" matches once more (the library keeps 32).
+  std::string loop = trie;
+  loop.replace(4 * 0x63, 4, le32(0x62u | (1u << 8) | (0x62u << 10)));  // offset 0x62: state 0x63 ^ 0x62 = 1
+  loop.replace(4 * 0x01, 4, le32(0u | (1u << 31)));                    // state 1's value unit
+  EXPECT_NE(message(model_with_charsmap(le32(static_cast<std::uint32_t>(loop.size())) + loop + std::string("c\0", 2)))
+                .find("cycle"),
+            std::string::npos);
+  // A truncated protobuf is named, not walked.
+  EXPECT_NE(message(model_with_charsmap(le32(static_cast<std::uint32_t>(trie.size())) + trie).substr(0, 30))
+                .find("malformed protobuf"),
+            std::string::npos);
+}
+
+// fuzz_sentencepiece: a model with a piece starting with a NUL byte made libsentencepiece's trie builder throw
+// its own exception (Darts::Details::Exception), which escaped as something other than hashmem::Error.
+TEST(DataFuzzRegression, SentencePieceModelThatMakesTheLibraryThrowIsAnError) {
+  // ModelProto{pieces: [{piece "<unk>", score 0, type UNKNOWN}, {piece "\0tity"}], trainer_spec: {}}.
+  const std::string model("\x0a\x0e\x0a\x05<unk>\x15\x00\x00\x00\x00\x18\x02\x0a\x09\x0a\x07\x00tity\x12\x00", 27);
+  for (const auto& call : std::vector<std::function<void()>>{[&] { data::tokenizer_vocab(model); },
+                                                             [&] { data::encode_text(model, "text"); },
+                                                             [&] { data::decode_ids(model, {0}); }}) {
+    try {
+      call();
+      FAIL() << "the model was accepted";
+    } catch (const Error& e) {
+      EXPECT_NE(std::string(e.what()).find("cannot load the SentencePiece model"), std::string::npos) << e.what();
+    }
+  }
 }
 
 // ---- the real corpus built by ./run (build/data/corpus) ----

@@ -327,6 +327,40 @@ TEST(EngramConfig, BadConfigsAreNamed) {
   EXPECT_EQ(message(R"({"preset":"deepseek-demo","compressed_vocab":128000})"), "no error");
 }
 
+// ---- found with the fuzz targets (tests/fuzz, docs/fuzzing.md) ----
+
+std::string config_error(const std::string& text) {
+  try {
+    make_layout(config_from_json_text(text, "c.json"));
+  } catch (const Error& e) {
+    return e.what();
+  }
+  return "no error";
+}
+
+// Explicit primes that add up past int64 overflowed the layer's offsets (UBSan on fuzz_engram_config).
+TEST(EngramFuzzRegression, PrimesThatOverflowTheRowIdsAreNamed) {
+  const std::string head = R"({"vocab_per_order":[2],"max_ngram":2,"heads":2,"layers":[0],"compressed_vocab":10,)";
+  EXPECT_NE(config_error(head + R"("primes":[[[9223372036854775807,9223372036854775807]]]})")
+                .find("the primes of a layer add up to about"),
+            std::string::npos);
+  EXPECT_EQ(config_error(head + R"("primes":[[[1000000007,998244353]]]})"), "no error");
+}
+
+// 40 layers of 63 orders × 4096 heads made make_layout walk 10 million primes (a timeout on fuzz_engram_config).
+TEST(EngramFuzzRegression, LayoutsWithTooManyColumnsAreRefused) {
+  std::string layers;
+  for (int l = 0; l < 40; ++l) layers += (l ? "," : "") + std::to_string(l);
+  std::string vocab;
+  for (int n = 0; n < 63; ++n) vocab += n ? ",2" : "2";
+  EXPECT_NE(config_error(R"({"vocab_per_order":[)" + vocab + R"(],"max_ngram":64,"heads":4096,"layers":[)" + layers +
+                         R"(],"compressed_vocab":10})")
+                .find("layers · (max_ngram - 1) · heads = 40 · 63 · 4096 exceeds 65536"),
+            std::string::npos);
+  EXPECT_EQ(config_error(R"({"vocab_per_order":[1000],"max_ngram":2,"heads":4096,"layers":[0,1,2,3],"compressed_vocab":10})"),
+            "no error");
+}
+
 TEST(EngramHash, IdsAtOrAboveTheVocabularyAreRejected) {
   const Layout layout = make_layout(preset("deepseek-demo"));
   std::vector<std::int64_t> ids = {1, 2, 99092};

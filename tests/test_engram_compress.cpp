@@ -121,6 +121,35 @@ TEST(EngramCompress, MalformedTokenizersAreNamed) {
   EXPECT_NE(error_of([&] { compress_tokenizer(dir.file("missing.json")); }).find("missing.json"), std::string::npos);
 }
 
+// fuzz_hf_tokenizer (out of memory): every id up to the largest takes a slot, so a handful of tokens with one id of
+// 30,167,777 took over 2 GB. Ids that are mostly holes are refused before anything is allocated.
+TEST(EngramCompressFuzzRegression, SparseIdsAreRefusedBeforeAllocating) {
+  ScratchDir dir;
+  auto message = [&](const std::string& vocab, const std::string& added = "[]") {
+    testing::write_file(dir.file("t.json"), R"({"decoder": {"type": "ByteLevel"}, "added_tokens": )" + added +
+                                                 R"(, "model": {"type": "BPE", "vocab": )" + vocab + "}}");
+    return error_of([&] { compress_hf_tokenizer(dir.file("t.json")); });
+  };
+  EXPECT_NE(message(R"({"a": 0, "b": 1, "Ġ": 30167777})")
+                .find("t.json: ids run to 30167777 but the file names only 3 tokens"),
+            std::string::npos);
+  EXPECT_NE(message(R"({"a": 0})", R"([{"id": 50000000, "content": "<s>"}])").find("ids run to 50000000"),
+            std::string::npos);
+  // Holes up to the bound are fine: 2 named tokens, the largest id 2 · 2 + 255 = 259.
+  EXPECT_EQ(message(R"({"a": 0, "b": 259})"), "no error");
+  EXPECT_NE(message(R"({"a": 0, "b": 260})").find("ids run to 260"), std::string::npos);
+}
+
+// fuzz_sentencepiece: libsentencepiece throws its own exception (not a status) on a piece that starts with a
+// NUL byte; compress_sentencepiece lets no such exception escape.
+TEST(EngramCompressFuzzRegression, SentencePieceModelThatMakesTheLibraryThrowIsNamed) {
+  ScratchDir dir;
+  testing::write_file(dir.file("nul.model"),
+                      std::string("\x0a\x0e\x0a\x05<unk>\x15\x00\x00\x00\x00\x18\x02\x0a\x09\x0a\x07\x00tity\x12\x00", 27));
+  const std::string message = error_of([&] { compress_sentencepiece(dir.file("nul.model")); });
+  EXPECT_NE(message.find("nul.model: not a SentencePiece model"), std::string::npos) << message;
+}
+
 // ---- SentencePiece ----
 
 TEST(EngramCompress, SentencePieceModelTrainedHere) {

@@ -319,6 +319,67 @@ TEST(HashHopSolve, ShortHashesAreAmbiguousNotWrongByAccident) {
   EXPECT_GE(r.correct + stats.ambiguous, r.queries);  // every miss is an ambiguous query
 }
 
+// Chains longer than the pipelined walk (hops > 64) go through the depth-first search alone.
+TEST(HashHopSolve, LongChainsAreSolvedByTheSearch) {
+  ScratchDir dir;
+  const std::string dataset_path =
+      write_dataset(dir, {make_params(5, 200000, 100, 8, 5, true), make_params(6, 200000, 70, 8, 5, false)});
+  OutputFile out(dir.file("pred.jsonl"));
+  const SolveStats stats = solve(dataset_path, out, true, nullptr);
+  out.commit();
+  EXPECT_EQ(stats.unanswered, 0);
+  EXPECT_EQ(stats.ambiguous, 0);
+  const ScoreReport r = score(read_dataset(dataset_path), read_predictions(dir.file("pred.jsonl")), true);
+  EXPECT_GT(r.queries, 100);
+  EXPECT_EQ(r.correct, r.queries);
+}
+
+// ---- found with the fuzz targets (tests/fuzz, docs/fuzzing.md) ----
+
+// A sample line with hops = 10^6, hand-written (params valid: 40 chains of 10^6 hops).
+std::string hostile_sample(const std::string& prompt, int targets, bool cot) {
+  // (Keys built with append: GCC 12 warns falsely (-Wrestrict) on "literal" + std::string temporaries.)
+  json t = json::object();
+  for (int i = 0; i < targets; ++i) t[std::string(i < 40 ? "a" : "k").append(std::to_string(i))] = "x";
+  return json{{"params", {{"seed", 1}, {"chars", 200000000}, {"hops", 1000000}, {"hash_length", 1}, {"queries", 40},
+                          {"cot", cot}}},
+              {"prompt", prompt},
+              {"targets", t}}
+             .dump() +
+         "\n";
+}
+
+// solve held hops views for every query at once: 300 queries of 10^6 hops asked for 4.8 GB (fuzz_hashhop_dataset
+// out of memory). Memory now follows the paths found.
+TEST(HashHopFuzzRegression, MillionHopQueriesWithoutAnswersTakeNoMemory) {
+  ScratchDir dir;
+  testing::write_file(dir.file("d.jsonl"), hostile_sample("a = b", 300, false));
+  OutputFile out(dir.file("pred.jsonl"));
+  const SolveStats stats = solve(dir.file("d.jsonl"), out, true, nullptr);
+  EXPECT_EQ(stats.queries, 300);
+  EXPECT_EQ(stats.unanswered, 300);
+}
+
+// Self-loops "aN = aN" and hops 10^6 made every query a full 2^20-step search; the search steps of a dataset are
+// now bounded by 2^20 + 16 per byte read (queries past it are unanswered), and a real path of 10^6 hops through a
+// loop is still found while the budget lasts.
+TEST(HashHopFuzzRegression, SearchTimeIsLinearInTheDataset) {
+  ScratchDir dir;
+  std::string loops;
+  for (int i = 0; i < 40; ++i) loops.append("a").append(std::to_string(i)).append(" = a").append(std::to_string(i)).append("\n");
+  testing::write_file(dir.file("d.jsonl"), hostile_sample(loops, 40, true) + hostile_sample("a0 = a0\na0 = 'z'", 1, false));
+  OutputFile out(dir.file("pred.jsonl"));
+  const SolveStats stats = solve(dir.file("d.jsonl"), out, true, nullptr);
+  out.commit();
+  EXPECT_EQ(stats.queries, 41);
+  EXPECT_EQ(stats.unanswered, 41);  // the budget went to the first sample's loops
+  testing::write_file(dir.file("one.jsonl"), hostile_sample("a0 = a0\na0 = 'z'", 1, false));
+  OutputFile out2(dir.file("pred2.jsonl"));
+  EXPECT_EQ(solve(dir.file("one.jsonl"), out2, true, nullptr).unanswered, 0);
+  out2.commit();
+  EXPECT_NE(testing::read_file(dir.file("pred2.jsonl")).find(R"("answer":"z")"), std::string::npos);
+}
+
 // ---- the CLI: bad input gives one clear line, a non-zero exit, and no file ----
 
 class HashHopCli : public ::testing::Test {

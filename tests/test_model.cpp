@@ -6,6 +6,7 @@
 #include <gtest/gtest.h>
 
 #include <filesystem>
+#include <functional>
 #include <fstream>
 #include <sstream>
 #include <nlohmann/json.hpp>
@@ -13,6 +14,8 @@
 #include "hashmem/error.hpp"
 #include "hashmem/safetensors.hpp"
 #include "hashmem/model.hpp"
+#include "hashmem/engram_memory.hpp"
+#include "model/run_files.hpp"
 #include "test_util.hpp"
 
 namespace hashmem {
@@ -69,6 +72,104 @@ TEST(ModelConfig, PresetsJsonRoundTripAndValidation) {
   EXPECT_NE(error_of(R"({"tokens": 10})").find("one batch"), std::string::npos);
   EXPECT_NE(error_of("[1]").find("cfg.json: not a JSON object"), std::string::npos);
   EXPECT_THROW(model::preset("huge"), Error);
+}
+
+// The run directory's other JSON files, read without libtorch (model/run_files.hpp).
+TEST(ModelRunFiles, StateAndCompressionRoundTrip) {
+  model::RunState s;
+  s.step = 2;
+  s.first_train_loss = 9.5;
+  s.smooth_loss = 8.25;
+  s.train_seconds = 3;
+  s.metrics = {{1, 64, 9.5, -1, 0.001, 20, 1.5}, {2, 128, 9, 8.75, 0.002, 21, 3}};
+  const std::string text = model::run_state_json(s, true, {1000, 100});
+  const model::RunState back = model::parse_run_state(text, "state.json");
+  EXPECT_EQ(back.step, 2);
+  EXPECT_EQ(back.corpus_tokens, (std::vector<std::size_t>{1000, 100}));
+  ASSERT_EQ(back.metrics.size(), 2u);
+  EXPECT_EQ(back.metrics[1].val_loss, 8.75);
+  EXPECT_EQ(model::run_state_json(back, true, back.corpus_tokens), text);
+  const engram::Compression c = engram::parse_compression_json(R"({"lookup": [0, 1, 0, 2]})", "compression.json");
+  EXPECT_EQ(c.lookup, (std::vector<std::int64_t>{0, 1, 0, 2}));
+  EXPECT_EQ(c.compressed_vocab, 3);
+  EXPECT_EQ(c.tokenizer_entries, 4);
+}
+
+// ---- found by fuzzing (tests/fuzz, docs/fuzzing.md) ----
+
+std::string run_file_error(const std::function<void()>& f) {
+  try {
+    f();
+  } catch (const Error& e) {
+    return e.what();
+  }
+  return "no error";
+}
+
+// fuzz_run_state: a state.json whose "format" was not a string let json's type_error escape.
+TEST(ModelFuzzRegression, StateWithANonStringFormatIsDamaged) {
+  for (const char* text : {R"({"format": 9.1, "step": 1})", R"({"format": ["hashmem-checkpoint"]})", "[1, 2]", "{"}) {
+    EXPECT_NE(run_file_error([&] { model::parse_run_state(text, "ck/state.json"); })
+                  .find("checkpoint state 'ck/state.json' is damaged"),
+              std::string::npos)
+        << text;
+  }
+}
+
+// fuzz_model_config (UBSan): {"dim": 8828888888888888888} passed validate, and 8·dim (the MLP width) overflowed.
+// Sizes have upper bounds that keep everything derived from them inside int64.
+TEST(ModelFuzzRegression, HugeSizesAreRefusedByValidate) {
+  auto message = [](const std::string& json) {
+    return run_file_error([&] { model::validate(model::config_from_json(json, model::preset("tiny"), "config.json")); });
+  };
+  EXPECT_NE(message(R"({"dim": 8828888888888888888})").find("dim must be <= 1048576"), std::string::npos);
+  EXPECT_NE(message(R"({"batch": 4611686018427387904, "context": 4})").find("batch must be <= 16777216"),
+            std::string::npos);
+  EXPECT_NE(message(R"({"engram_heads": 9223372036854775807})").find("engram_heads must be <= 4096"), std::string::npos);
+  EXPECT_NE(message(R"({"engram_max_ngram": 100})").find("engram_max_ngram must be <= 64"), std::string::npos);
+  EXPECT_EQ(message(R"({"dim": 1048576, "heads": 2, "tokens": 1000000000})"), "no error");
+}
+
+// fuzz_run_state (UBSan): json's get<int64>() of 2.7e29 (a float for an integer field) is undefined; integers must
+// be integers, numbers numbers, metrics lists of 7, and the error names the field.
+TEST(ModelFuzzRegression, StateFieldsOfTheWrongKindAreNamed) {
+  const std::string head = R"({"format": "hashmem-checkpoint", "first_train_loss": 9, "smooth_loss": 8.5, "train_seconds": 1, )";
+  auto message = [&](const std::string& rest) {
+    return run_file_error([&] { model::parse_run_state(head + rest, "state.json"); });
+  };
+  EXPECT_NE(message(R"("step": 2.7e29, "metrics": []})").find("\"step\" is not a non-negative integer: 2.7e+29"),
+            std::string::npos);
+  EXPECT_NE(message(R"("step": -1, "metrics": []})").find("\"step\" is not a non-negative integer"), std::string::npos);
+  EXPECT_NE(message(R"("step": 1, "metrics": [[1, 512, 9, 8.7, 0.001, 400.5, 1.2], [2.66e29]]})")
+                .find("\"metrics[1]\" is not a list of 7 numbers"),
+            std::string::npos);
+  EXPECT_NE(message(R"("step": 1, "metrics": [[1e30, 512, 9, 8.7, 0.001, 400.5, 1.2]]})")
+                .find("\"metrics[0][0]\" is not a non-negative integer"),
+            std::string::npos);
+  EXPECT_NE(message(R"("step": 1, "metrics": [[1, 2, "x", 8.7, 0.001, 400.5, 1.2]]})").find("\"metrics[0][2]\" is not a number"),
+            std::string::npos);
+  EXPECT_NE(message(R"("step": 1, "corpus_tokens": [4096, 5.5e20], "metrics": []})")
+                .find("\"corpus_tokens[1]\" is not a non-negative integer"),
+            std::string::npos);
+  EXPECT_NE(message(R"("step": 1, "metrics": {"a": 1}})").find("\"metrics\" is not a list"), std::string::npos);
+  EXPECT_NE(message(R"("step": 1})").find("state.json' is damaged"), std::string::npos);  // no metrics
+  EXPECT_EQ(message(R"("step": 1, "metrics": []})"), "no error");
+}
+
+// fuzz_compression_file: a lookup holding strings let json's type_error escape; floats were truncated and the
+// largest int64 overflowed compressed_vocab (ids must be integers below the number of token ids).
+TEST(ModelFuzzRegression, CompressionLookupOfNonIdsIsNamed) {
+  auto message = [](const std::string& text) {
+    return run_file_error([&] { engram::parse_compression_json(text, "c.json"); });
+  };
+  EXPECT_NE(message(R"({"lookup": ["hello", "e"]})").find("maps token id 0 to \"hello\", not a compressed id in [0, 2)"),
+            std::string::npos);
+  EXPECT_NE(message(R"({"lookup": [0, 1.5]})").find("maps token id 1 to 1.5"), std::string::npos);
+  EXPECT_NE(message(R"({"lookup": [0, 9223372036854775807]})").find("maps token id 1"), std::string::npos);
+  EXPECT_NE(message(R"({"lookup": [0, 18446744073709551615]})").find("maps token id 1"), std::string::npos);
+  EXPECT_NE(message(R"({"lookup": [0, -1]})").find("maps token id 1 to -1"), std::string::npos);
+  EXPECT_NE(message(R"({"lookup": [0, 2]})").find("maps token id 1 to 2"), std::string::npos);
+  EXPECT_NE(message(R"({"lookup": {"a": 1}})").find("has no \"lookup\" list"), std::string::npos);
 }
 
 TEST(Model, TrainingLowersTheLossWithAndWithoutEngram) {

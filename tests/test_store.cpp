@@ -9,9 +9,11 @@
 #include <random>
 #include <nlohmann/json.hpp>
 #include <thread>
+#include <xxhash.h>
 
 #include "hashmem/error.hpp"
 #include "hashmem/store.hpp"
+#include "store/format_internal.hpp"
 #include "test_util.hpp"
 
 namespace hashmem::store {
@@ -241,6 +243,47 @@ TEST(StoreFormatDamage, BadHeadersAreNamed) {
   expect_error(file + foreign + "abcd", "not a hashmem table");
   EXPECT_THROW(read_info(dir.file("missing.safetensors")), Error);
   (void)info;
+}
+
+// A header that is exactly what create_table writes for dim 2^62 (f32 rows of 2^64 = 0 bytes after wrapping), with
+// a valid header checksum: every size check passed and read_info described an empty table of absurd rows. Sizes
+// are now bounded by the file before they are multiplied. (Found by reading the fuzz_table_header target's path
+// through parse_header; the fuzzer cannot forge the checksum.)
+TEST(StoreFormatFuzzRegression, ForgedHeaderWithWrappingRowSizesIsRefused) {
+  ScratchDir dir;
+  const std::string path = dir.file("t.safetensors");
+  create_table(small_options(DType::f32, 4), path);
+  TableInfo info = read_info(path);
+  auto forge = [&](std::int64_t dim) {
+    info.dim = dim;
+    info.metadata["dim"] = std::to_string(dim);
+    info.row_bytes = row_bytes(DType::f32, dim);
+    info.tensors = plan_tensors(engram::make_layout(info.config), DType::f32, dim, 0);
+    const std::string header = header_for(info);
+    std::string file(8, '\0');
+    for (int i = 0; i < 8; ++i) file[static_cast<std::size_t>(i)] = static_cast<char>((header.size() >> (8 * i)) & 0xff);
+    file += header;
+    const std::uint64_t sum = XXH3_64bits(header.data(), header.size());
+    for (int i = 0; i < 8; ++i) file.push_back(static_cast<char>((sum >> (8 * i)) & 0xff));  // the only checksum
+    testing::write_file(dir.file("forged.safetensors"), file);
+  };
+  forge(std::int64_t{1} << 62);
+  try {
+    read_info(dir.file("forged.safetensors"));
+    FAIL() << "a header with dim 2^62 was accepted";
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find("dim 4611686018427387904 / checksum block 4096 larger than the file"),
+              std::string::npos)
+        << e.what();
+  }
+  // A dim that fits the file but whose rows do not: named as a truncated layer before any product can wrap.
+  forge(1000);
+  try {
+    read_info(dir.file("forged.safetensors"));
+    FAIL() << "a header whose rows exceed the file was accepted";
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find("is truncated: layer 1 has"), std::string::npos) << e.what();
+  }
 }
 
 TEST(StoreFormat, CreateRejectsBadOptions) {

@@ -159,7 +159,7 @@ TokenIds tokenize_documents(std::string_view model, std::string_view corpus, int
                             Progress* progress = nullptr);
 
 // Writes / reads the token-id format above. read_token_ids throws Error naming `path` if it is truncated or
-// not in that format.
+// not in that format (document starts that do not run from 0 to N in order, an id outside [0, vocab_size)).
 void write_token_ids(OutputFile& out, const TokenIds& ids);
 TokenIds read_token_ids(const std::string& path);
 

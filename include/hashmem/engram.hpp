@@ -133,7 +133,8 @@ struct Compression {
 
 // From a Hugging Face tokenizer.json with a byte-level BPE model (model.vocab + added_tokens). Throws Error
 // naming the file and problem when it is not JSON, not a BPE model with a ByteLevel decoder, gives one id to two
-// vocab tokens, has a token outside the byte-level alphabet, or an id that is not an integer in [0, 2^26).
+// vocab tokens, has a token outside the byte-level alphabet, an id that is not an integer in [0, 2^26), or ids
+// that are mostly holes (the largest id at least 2 × the named tokens + 256).
 Compression compress_hf_tokenizer(const std::string& tokenizer_json_path);
 // From a SentencePiece model file: text = DecodeIds({id}) via libsentencepiece, except control and unknown
 // pieces, which keep their piece string (as a Hugging Face decode([id]) shows them).

@@ -84,7 +84,9 @@ const std::vector<std::string>& preset_names();
 Config config_from_json(const std::string& json_text, const Config& base, const std::string& source);
 std::string config_to_json(const Config& config);  // every field, pretty-printed
 // Throws Error naming the first invalid field (dims that do not split into heads, an Engram block outside the
-// model, an unknown ablation, a budget smaller than one batch, ...).
+// model, an unknown ablation, a budget smaller than one batch, a size past its upper bound (dim 2^20, layers 2^16,
+// context, batch and ffn 2^24, engram_row_dim 2^16, engram_heads 4096, engram_max_ngram 64, engram_kernel 1024),
+// ...).
 void validate(const Config& config);
 
 // ---- training ----

@@ -9,7 +9,9 @@
 // GCC 12 reports its own _mm*_undefined_* helpers as uninitialised wherever they are inlined; they are not.
 #pragma GCC diagnostic push
 #pragma GCC diagnostic ignored "-Wuninitialized"
+#if !defined(__clang__)  // a GCC-only warning (clang warns about the pragma itself)
 #pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
+#endif
 #include <immintrin.h>
 #pragma GCC diagnostic pop
 #endif

@@ -44,7 +44,8 @@ TokenIds read_token_ids(const std::string& path) {
   ids.document_starts.resize(documents + 1);
   std::memcpy(ids.document_starts.data(), bytes.data() + kIdsHeaderBytes, 8 * (documents + 1));
   ids.ids.resize(tokens);
-  std::memcpy(ids.ids.data(), bytes.data() + kIdsHeaderBytes + 8 * (documents + 1), 4 * tokens);
+  // (Not with no tokens: an empty vector's data() may be null, and memcpy from or to null is undefined.)
+  if (tokens) std::memcpy(ids.ids.data(), bytes.data() + kIdsHeaderBytes + 8 * (documents + 1), 4 * tokens);
   for (std::size_t d = 0; d < documents; ++d) {
     if (ids.document_starts[d] > ids.document_starts[d + 1]) {
       throw Error("token-id file '" + path + "': document starts decrease at document " + std::to_string(d));
@@ -52,6 +53,13 @@ TokenIds read_token_ids(const std::string& path) {
   }
   if (ids.document_starts.front() != 0 || ids.document_starts.back() != tokens) {
     throw Error("token-id file '" + path + "': document starts do not run from 0 to the token count");
+  }
+  // The ids index the tokenizer's pieces (embedding rows, the compression lookup).
+  for (std::size_t i = 0; i < ids.ids.size(); ++i) {
+    if (ids.ids[i] < 0 || static_cast<std::uint64_t>(ids.ids[i]) >= ids.vocab_size) {
+      throw Error("token-id file '" + path + "': id " + std::to_string(ids.ids[i]) + " at token " + std::to_string(i) +
+                  " is outside the vocabulary of " + std::to_string(ids.vocab_size) + " pieces");
+    }
   }
   return ids;
 }

@@ -9,6 +9,7 @@
 #include <unordered_map>
 
 #include "common/parallel.hpp"
+#include "common/sentencepiece_check.hpp"
 #include "hashmem/data.hpp"
 #include "hashmem/error.hpp"
 #include "hashmem/progress.hpp"
@@ -51,7 +52,15 @@ class ParagraphIterator : public sentencepiece::SentenceIterator {
 };
 
 void load_model(sentencepiece::SentencePieceProcessor& processor, std::string_view model) {
-  const auto status = processor.LoadFromSerializedProto(model);
+  check_sentencepiece_model(model, "cannot load the SentencePiece model");
+  sentencepiece::util::Status status;
+  try {
+    status = processor.LoadFromSerializedProto(model);
+  } catch (const std::exception& e) {
+    // libsentencepiece throws, rather than returning a status, on some malformed models (darts_clone's trie
+    // builder on a piece that starts with a NUL byte).
+    throw Error(std::string("cannot load the SentencePiece model: ") + e.what());
+  }
   if (!status.ok()) throw Error("cannot load the SentencePiece model: " + status.ToString());
 }
 

@@ -8,12 +8,14 @@
 #include <unicode/unistr.h>
 #include <unicode/ustring.h>
 
+#include <algorithm>
 #include <array>
 #include <cstdio>
 #include <functional>
 #include <nlohmann/json.hpp>
 #include <unordered_map>
 
+#include "common/sentencepiece_check.hpp"
 #include "hashmem/engram.hpp"
 #include "hashmem/error.hpp"
 #include "hashmem/mapped_file.hpp"
@@ -179,6 +181,31 @@ Compression compress_hf_tokenizer(const std::string& path) {
   const auto vocab = model->find("vocab");
   if (vocab == model->end() || !vocab->is_object()) throw Error(path + ": model.vocab is not an object");
 
+  // Every id up to the largest gets a slot below, so the largest id is bounded by how many entries the file
+  // names: holes may be as many as the named ids (plus a little), no more. (A few tokens and one id of 30,000,000
+  // took gigabytes; found by fuzz_hf_tokenizer.) Mistyped ids are left to the checks below.
+  {
+    const auto added = tokenizer.find("added_tokens");
+    std::size_t named = vocab->size();
+    std::int64_t largest = -1;
+    auto consider = [&](const nlohmann::json& id) {
+      if (!id.is_number_integer()) return;
+      const std::int64_t v = id.get<std::int64_t>();
+      if (v >= 0 && v < kMaxTokenizerEntries) largest = std::max(largest, v);
+    };
+    for (const auto& [token, value] : vocab->items()) consider(value);
+    if (added != tokenizer.end() && added->is_array()) {
+      named += added->size();
+      for (const auto& entry : *added) {
+        if (entry.is_object() && entry.contains("id")) consider(entry["id"]);
+      }
+    }
+    if (largest >= 0 && static_cast<std::uint64_t>(largest) >= 2 * static_cast<std::uint64_t>(named) + 256) {
+      throw Error(path + ": ids run to " + std::to_string(largest) + " but the file names only " + std::to_string(named) +
+                  " tokens: a tokenizer whose ids are mostly holes is refused (each id up to the largest takes memory)");
+    }
+  }
+
   // id → (text, raw); ids no entry names decode to "" (as the reference's decode does).
   std::vector<std::string> text, raw;
   std::vector<char> known, is_added;
@@ -233,8 +260,15 @@ Compression compress_hf_tokenizer(const std::string& path) {
 }
 
 Compression compress_sentencepiece(const std::string& path) {
+  const MappedFile file(path);
+  check_sentencepiece_model(file.view(), path + ": not a SentencePiece model");
   sentencepiece::SentencePieceProcessor processor;
-  const auto status = processor.Load(path);
+  sentencepiece::util::Status status;
+  try {
+    status = processor.LoadFromSerializedProto(file.view());
+  } catch (const std::exception& e) {  // some malformed models make libsentencepiece throw (see data/tokenizer.cpp)
+    throw Error(path + ": not a SentencePiece model: " + e.what());
+  }
   if (!status.ok()) throw Error(path + ": not a SentencePiece model: " + status.ToString());
   const int size = processor.GetPieceSize();
   if (size <= 0) throw Error(path + ": the SentencePiece model has no pieces");

@@ -25,6 +25,7 @@ std::uint64_t pow_mod(std::uint64_t base, std::uint64_t exp, std::uint64_t m) {
 }
 
 constexpr std::int64_t kInt64Max = 0x7fffffffffffffffLL;
+constexpr std::int64_t kMaxColumns = 1 << 16;  // layers · (max_ngram − 1) · heads
 
 }  // namespace
 
@@ -70,6 +71,14 @@ void validate(const Config& c) {
     throw Error("max_ngram must be in [2, 64], got " + std::to_string(c.max_ngram));
   }
   if (c.heads < 1 || c.heads > 4096) throw Error("heads must be in [1, 4096], got " + std::to_string(c.heads));
+  // Every (layer, order, head) is a prime to find and a table column: 64 layers of DeepSeek-V4.1's 24 columns
+  // is 1,536; the bound keeps make_layout's prime walk well under a second (800 layers of 63 · 4096 columns hung;
+  // found by reading the fuzz_engram_config target).
+  if (static_cast<double>(c.layers.size()) * (c.max_ngram - 1) * c.heads > kMaxColumns) {
+    throw Error("layers · (max_ngram - 1) · heads = " + std::to_string(c.layers.size()) + " · " +
+                std::to_string(c.max_ngram - 1) + " · " + std::to_string(c.heads) + " exceeds " +
+                std::to_string(kMaxColumns) + " (table columns over all layers)");
+  }
   if (static_cast<int>(c.vocab_per_order.size()) != c.max_ngram - 1) {
     throw Error("vocab_per_order needs max_ngram - 1 = " + std::to_string(c.max_ngram - 1) + " entries, got " +
                 std::to_string(c.vocab_per_order.size()));
@@ -116,6 +125,16 @@ void validate(const Config& c) {
         for (std::int64_t p : per_order) {
           if (p < 2) throw Error("primes must be >= 2, got " + std::to_string(p));
         }
+      }
+      // A layer's rows are the sum of its primes: it must fit int64 row ids like the derived ones (summing
+      // 2^63 − 1 twice overflowed; found by reading the fuzz_engram_config target).
+      double layer_rows = 0;
+      for (const auto& per_order : per_layer) {
+        for (std::int64_t p : per_order) layer_rows += static_cast<double>(p);
+      }
+      if (layer_rows > limit) {
+        throw Error("the primes of a layer add up to about " + std::to_string(layer_rows) +
+                    " rows, beyond what int64 row ids address");
       }
     }
   }

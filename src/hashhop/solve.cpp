@@ -89,15 +89,14 @@ class PromptMemory {
 enum class Outcome { kUnique, kAmbiguous, kNone };
 
 // Depth-first search for paths of exactly `hops` edges from `query`, unquoted except the last. Stops at the
-// second complete path (ambiguity is all we need to know) or after a work limit, so one-letter-hash datasets
-// with huge fan-out stay fast. `path` receives the edges of the first path found.
-Outcome search(const PromptMemory& memory, std::string_view query, std::int64_t hops,
-               std::vector<std::uint32_t>& path, std::vector<std::uint32_t>& stack) {
-  constexpr std::int64_t kWorkLimit = 1 << 20;
+// second complete path (ambiguity is all we need to know) or after `work_limit` steps, so one-letter-hash datasets
+// with huge fan-out stay fast. `path` receives the edges of the first path found; `work` counts the steps taken.
+Outcome search(const PromptMemory& memory, std::string_view query, std::int64_t hops, std::int64_t work_limit,
+               std::vector<std::uint32_t>& path, std::vector<std::uint32_t>& stack, std::int64_t& work) {
+  work = 0;
   stack.clear();
   path.clear();
   int found = 0;
-  std::int64_t work = 0;
   std::uint32_t e = memory.first_edge(query);
   for (;;) {
     if (e == kNone) {
@@ -106,7 +105,7 @@ Outcome search(const PromptMemory& memory, std::string_view query, std::int64_t 
       stack.pop_back();
       continue;
     }
-    if (++work > kWorkLimit) return found ? Outcome::kAmbiguous : Outcome::kNone;
+    if (++work > work_limit) return found ? Outcome::kAmbiguous : Outcome::kNone;
     const auto& edge = memory.edge(e);
     const std::int64_t depth = static_cast<std::int64_t>(stack.size()) + 1;
     if (edge.quoted != (depth == hops)) {
@@ -126,22 +125,27 @@ Outcome search(const PromptMemory& memory, std::string_view query, std::int64_t 
   return found ? Outcome::kUnique : Outcome::kNone;
 }
 
-// Answers queries [first, first+count) of `targets` into `paths` (the `hops` hashes after the query, as views
-// into the prompt) and `outcomes`.
+// Answers queries [first, first+count) of `targets`: outcomes[q], and for an answered query the `hops` hashes after
+// it (views into the prompt) in hashes[starts[q], starts[q + 1]); an unanswered query has none. Memory and time
+// follow the paths found rather than count · hops (hops may be 10^6: a buffer of count · hops views for queries
+// that mostly had no answer took gigabytes, found on the fuzz_hashhop_dataset target).
 class BatchSolver {
  public:
   static constexpr std::size_t kBatch = 16;
   static constexpr std::int64_t kMaxPipelinedHops = 64;
+  // Steps of the depth-first search for one query. The caller's `budget` bounds the steps of all queries.
+  static constexpr std::int64_t kQueryWork = 1 << 20;
 
-  BatchSolver(const PromptMemory& memory, std::int64_t hops) : memory_(memory), hops_(hops) {}
+  BatchSolver(const PromptMemory& memory, std::int64_t hops, std::int64_t& budget)
+      : memory_(memory), hops_(hops), budget_(budget) {}
 
-  void solve(const TargetList& targets, std::size_t first, std::size_t count, std::vector<std::string_view>& paths,
-             std::vector<Outcome>& outcomes) {
+  void solve(const TargetList& targets, std::size_t first, std::size_t count, std::vector<std::string_view>& hashes,
+             std::vector<std::size_t>& starts, std::vector<Outcome>& outcomes) {
     const std::size_t h = static_cast<std::size_t>(hops_);
-    paths.assign(count * h, std::string_view());
     outcomes.assign(count, Outcome::kUnique);
-    std::vector<std::size_t> slow;
+    std::vector<char> slow(count, 1);
     if (hops_ <= kMaxPipelinedHops) {
+      fast_.assign(count * h, std::string_view());
       std::string_view current[kBatch];
       std::uint64_t fp[kBatch];
       std::uint32_t candidate[kBatch];
@@ -151,6 +155,7 @@ class BatchSolver {
         for (std::size_t i = 0; i < n; ++i) {
           current[i] = targets.key(first + b + i);
           active[i] = true;
+          slow[b + i] = 0;
         }
         for (std::size_t d = 0; d < h; ++d) {
           for (std::size_t i = 0; i < n; ++i) {
@@ -174,28 +179,40 @@ class BatchSolver {
             const bool last = d + 1 == h;
             if (e == kNone || memory_.edge(e).next_same_key != kNone || memory_.edge(e).quoted != last) {
               active[i] = false;
-              slow.push_back(b + i);
+              slow[b + i] = 1;
               continue;
             }
             current[i] = memory_.value(e);
-            paths[(b + i) * h + d] = current[i];
+            fast_[(b + i) * h + d] = current[i];
           }
         }
       }
-    } else {
-      for (std::size_t q = 0; q < count; ++q) slow.push_back(q);
     }
-    for (std::size_t q : slow) {
-      outcomes[q] = search(memory_, targets.key(first + q), hops_, path_, stack_);
-      for (std::size_t d = 0; d < h; ++d) {
-        paths[q * h + d] = d < path_.size() ? memory_.value(path_[d]) : std::string_view();
+    hashes.clear();
+    starts.assign(count + 1, 0);
+    for (std::size_t q = 0; q < count; ++q) {
+      if (!slow[q]) {
+        hashes.insert(hashes.end(), fast_.begin() + static_cast<std::ptrdiff_t>(q * h),
+                      fast_.begin() + static_cast<std::ptrdiff_t>((q + 1) * h));
+      } else {
+        std::int64_t work = 0;
+        outcomes[q] = budget_ > 0 ? search(memory_, targets.key(first + q), hops_, std::min(kQueryWork, budget_),
+                                           path_, stack_, work)
+                                  : Outcome::kNone;
+        budget_ -= work;
+        if (outcomes[q] != Outcome::kNone) {
+          for (std::uint32_t e : path_) hashes.push_back(memory_.value(e));
+        }
       }
+      starts[q + 1] = hashes.size();
     }
   }
 
  private:
   const PromptMemory& memory_;
   std::int64_t hops_;
+  std::int64_t& budget_;  // search steps left (shared by the samples of a dataset)
+  std::vector<std::string_view> fast_;  // the pipelined walk's hashes, hops per query
   std::vector<std::uint32_t> path_, stack_;
 };
 
@@ -203,9 +220,16 @@ class BatchSolver {
 
 SolveStats solve(const std::string& dataset_path, OutputFile& out, bool all_targets, Progress* progress) {
   SolveStats stats;
-  std::vector<std::string_view> paths;
+  std::vector<std::string_view> hashes;
+  std::vector<std::size_t> starts;
   std::vector<Outcome> outcomes;
   std::string answer, head;
+  // Depth-first search steps left for the whole dataset: 2^20, plus 16 per byte of prompt and query read. A
+  // generated dataset needs far fewer (only queries through duplicate hashes search, and each hop of a chain is
+  // several bytes of prompt); a hostile one (hops 10^6 through a self-loop "a = a", every query a full 2^20-step
+  // search) took seconds per query. Its time is now linear in its size: queries left when the budget is spent are
+  // unanswered. Found on the fuzz_hashhop_dataset target (docs/fuzzing.md).
+  std::int64_t search_budget = BatchSolver::kQueryWork;
   double mark = now_seconds();
   for_each_sample(dataset_path, true, [&](std::int64_t index, DatasetSample& sample) {
     if (progress) progress->set_label("hashhop solve: sample " + std::to_string(index));
@@ -218,28 +242,32 @@ SolveStats solve(const std::string& dataset_path, OutputFile& out, bool all_targ
     const std::size_t count =
         all_targets ? sample.targets.size()
                     : std::min(sample.targets.size(), static_cast<std::size_t>(sample.params.num_queries));
+    std::size_t read_bytes = sample.prompt.size();
+    for (std::size_t q = 0; q < count; ++q) read_bytes += sample.targets.key(q).size();
+    search_budget += 16 * static_cast<std::int64_t>(read_bytes);
     // Only the queries (target keys) are read from the dataset; the expected answers are never looked at.
-    BatchSolver solver(memory, sample.params.hops);
-    solver.solve(sample.targets, 0, count, paths, outcomes);
+    BatchSolver solver(memory, sample.params.hops, search_budget);
+    solver.solve(sample.targets, 0, count, hashes, starts, outcomes);
     const double t2 = now_seconds();
     stats.query_seconds += t2 - t1;
     stats.queries += static_cast<std::int64_t>(count);
-    const std::size_t h = static_cast<std::size_t>(sample.params.hops);
     head = "{\"sample\":" + std::to_string(index) + ",\"query\":";
     for (std::size_t q = 0; q < count; ++q) {
       constexpr std::size_t kAhead = 16;  // the answers' text is scattered over the prompt
-      if (q + kAhead < count) __builtin_prefetch(paths[(q + kAhead) * h + h - 1].data());
+      if (q + kAhead < count && starts[q + kAhead + 1] > starts[q + kAhead]) {
+        __builtin_prefetch(hashes[starts[q + kAhead + 1] - 1].data());
+      }
       stats.ambiguous += outcomes[q] == Outcome::kAmbiguous;
       stats.unanswered += outcomes[q] == Outcome::kNone;
       answer.clear();
       if (outcomes[q] != Outcome::kNone) {
         if (sample.params.cot) {
-          for (std::size_t d = 0; d < h; ++d) {
-            if (d) answer.append(" = ");
-            answer.append(paths[q * h + d]);
+          for (std::size_t d = starts[q]; d < starts[q + 1]; ++d) {
+            if (d > starts[q]) answer.append(" = ");
+            answer.append(hashes[d]);
           }
         } else {
-          answer.assign(paths[q * h + h - 1]);
+          answer.assign(hashes[starts[q + 1] - 1]);
         }
       }
       out.write(head);

@@ -104,7 +104,10 @@ Config config_from_json(const std::string& json_text, const Config& base, const 
   const auto j = nlohmann::json::parse(json_text, nullptr, /*allow_exceptions=*/false, /*ignore_comments=*/true);
   if (j.is_discarded() || !j.is_object()) throw Error(source + ": not a JSON object");
   Config c = base;
-  for (const auto& [key, value] : j.items()) {
+  for (const auto& item : j.items()) {
+    // Named copies, not a structured binding: clang before 16 cannot capture bindings in a lambda.
+    const std::string& key = item.key();
+    const nlohmann::json& value = item.value();
     bool known = false;
     visit_fields(c, [&](const char* name, auto& member) {
       if (key != name) return;
@@ -131,6 +134,20 @@ void validate(const Config& c) {
     if (!ok) throw Error("config: " + what);
   };
   need(c.dim >= 2 && c.heads >= 1 && c.layers >= 1, "dim, heads and layers must be positive");
+  // Upper bounds far above any model this code trains, low enough that nothing derived from them overflows int64
+  // (8·dim for the MLP, batch·context, (max_ngram − 1)·heads·row_dim, ...; fuzz_model_config found 8·dim).
+  auto at_most = [&](const char* name, std::int64_t value, std::int64_t limit) {
+    need(value <= limit, std::string(name) + " must be <= " + std::to_string(limit) + ", got " + std::to_string(value));
+  };
+  at_most("dim", c.dim, 1 << 20);
+  at_most("layers", c.layers, 1 << 16);
+  at_most("context", c.context, 1 << 24);
+  at_most("batch", c.batch, 1 << 24);
+  at_most("ffn", c.ffn, 1 << 24);
+  at_most("engram_row_dim", c.engram_row_dim, 1 << 16);
+  at_most("engram_heads", c.engram_heads, 4096);
+  at_most("engram_max_ngram", c.engram_max_ngram, 64);
+  at_most("engram_kernel", c.engram_kernel, 1 << 10);
   need(c.dim % c.heads == 0 && (c.dim / c.heads) % 2 == 0,
        "dim " + std::to_string(c.dim) + " must split into " + std::to_string(c.heads) + " heads of even size");
   need(c.context >= 2, "context must be >= 2");

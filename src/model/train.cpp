@@ -23,6 +23,7 @@
 #include "hashmem/model.hpp"
 #include "hashmem/store.hpp"
 #include "model/lm.hpp"
+#include "model/run_files.hpp"
 
 namespace hashmem::model {
 namespace {
@@ -30,26 +31,6 @@ namespace {
 namespace fs = std::filesystem;
 using torch::Tensor;
 namespace F = torch::nn::functional;
-
-struct Metric {
-  std::int64_t step = 0, tokens = 0;
-  double train_loss = 0, val_loss = -1, lr = 0, tokens_per_s = 0, seconds = 0;
-};
-
-nlohmann::json to_json(const Metric& m) {
-  return {m.step, m.tokens, m.train_loss, m.val_loss, m.lr, m.tokens_per_s, m.seconds};
-}
-Metric metric_from_json(const nlohmann::json& j) {
-  Metric m;
-  m.step = j.at(0);
-  m.tokens = j.at(1);
-  m.train_loss = j.at(2);
-  m.val_loss = j.at(3);
-  m.lr = j.at(4);
-  m.tokens_per_s = j.at(5);
-  m.seconds = j.at(6);
-  return m;
-}
 
 std::string metrics_csv(const std::vector<Metric>& metrics) {
   std::ostringstream csv;
@@ -244,14 +225,6 @@ struct Trainer {
   }
 };
 
-// What a checkpoint records besides the tensors.
-struct RunState {
-  std::int64_t step = 0;  // steps done
-  std::vector<std::size_t> corpus_tokens;  // train and valid stream lengths the run was trained on
-  double first_train_loss = 0, smooth_loss = 0, train_seconds = 0;
-  std::vector<Metric> metrics;
-};
-
 const char* kCheckpointFiles[] = {"model.safetensors", "optimizer.safetensors", "state.json"};
 
 // Writes out/checkpoint.new completely, then swaps it in: checkpoint → checkpoint.old, checkpoint.new →
@@ -266,17 +239,8 @@ void write_checkpoint(const std::string& out, Trainer& t, const RunState& s) {
     t.memory->table().checkpoint_to(next + "/engram.safetensors");
     t.memory->write_profile(next + "/row-profile.safetensors");
   }
-  nlohmann::json metrics = nlohmann::json::array();
-  for (const auto& m : s.metrics) metrics.push_back(to_json(m));
-  const nlohmann::ordered_json state = {{"format", "hashmem-checkpoint"},
-                                        {"step", s.step},
-                                        {"first_train_loss", s.first_train_loss},
-                                        {"smooth_loss", s.smooth_loss},
-                                        {"train_seconds", s.train_seconds},
-                                        {"engram", t.memory != nullptr},
-                                        {"corpus_tokens", {t.train_stream.size(), t.valid_stream.size()}},
-                                        {"metrics", metrics}};
-  write_file_atomically(next + "/state.json", state.dump() + "\n");
+  write_file_atomically(next + "/state.json",
+                        run_state_json(s, t.memory != nullptr, {t.train_stream.size(), t.valid_stream.size()}));
   fsync_directory(next);
   if (fs::exists(current)) {
     fs::remove_all(old);
@@ -290,22 +254,7 @@ void write_checkpoint(const std::string& out, Trainer& t, const RunState& s) {
 RunState read_state(const std::string& dir) {
   const std::string path = dir + "/state.json";
   const MappedFile file(path);
-  const auto j = nlohmann::json::parse(file.view(), nullptr, /*allow_exceptions=*/false);
-  if (j.is_discarded() || !j.is_object() || j.value("format", "") != "hashmem-checkpoint") {
-    throw Error("checkpoint state '" + path + "' is damaged (not a hashmem checkpoint state)");
-  }
-  RunState s;
-  try {
-    s.step = j.at("step");
-    s.first_train_loss = j.at("first_train_loss");
-    s.smooth_loss = j.at("smooth_loss");
-    s.train_seconds = j.at("train_seconds");
-    if (j.contains("corpus_tokens")) s.corpus_tokens = j.at("corpus_tokens").get<std::vector<std::size_t>>();
-    for (const auto& m : j.at("metrics")) s.metrics.push_back(metric_from_json(m));
-  } catch (const nlohmann::json::exception& e) {
-    throw Error("checkpoint state '" + path + "' is damaged: " + e.what());
-  }
-  return s;
+  return parse_run_state(file.view(), path);
 }
 
 void load_checkpoint(const std::string& dir, Trainer& t, RunState* s) {

@@ -220,6 +220,13 @@ TableInfo parse_header(const std::string& path, int fd, std::uint64_t file_bytes
       info.checksum_block % kAlign) {
     throw bad("dim " + std::to_string(info.dim) + " / checksum block " + std::to_string(info.checksum_block) + " invalid");
   }
+  // Sizes are computed in uint64 below: keep them far from wrapping. (A header with dim 2^62, whose f32 rows then
+  // came to 2^64 = 0 bytes, described a consistent, checksummed, empty file; found by reading the
+  // fuzz_table_header target, which cannot forge the checksum itself.)
+  if (static_cast<std::uint64_t>(info.dim) > file_bytes || info.checksum_block > (std::uint64_t{1} << 40)) {
+    throw bad("dim " + std::to_string(info.dim) + " / checksum block " + std::to_string(info.checksum_block) +
+              " larger than the file");
+  }
   info.row_bytes = row_bytes(info.dtype, info.dim);
   try {
     info.config = engram::config_from_json_text(meta("engram_config"), path + " engram_config");
@@ -227,6 +234,16 @@ TableInfo parse_header(const std::string& path, int fd, std::uint64_t file_bytes
     throw bad(e.what());
   }
   const engram::Layout layout = engram::make_layout(info.config);
+  std::uint64_t data_bytes = 0;
+  for (const engram::LayerLayout& l : layout.layers) {
+    // rows · row_bytes may not wrap: a layer larger than the file is a truncated file.
+    if (static_cast<std::uint64_t>(l.rows) > (file_bytes - data_bytes) / info.row_bytes) {
+      throw Error("table '" + path + "' is truncated: layer " + std::to_string(l.layer_id) + " has " +
+                  std::to_string(l.rows) + " rows of " + std::to_string(info.row_bytes) + " bytes, the file has " +
+                  std::to_string(file_bytes));
+    }
+    data_bytes += static_cast<std::uint64_t>(l.rows) * info.row_bytes;
+  }
   info.tensors = plan_tensors(layout, info.dtype, info.dim, info.header_bytes);
   const std::uint64_t count = checksum_count(info.tensors, info.checksum_block);
   // The header must be exactly what create_table writes for these facts (names, dtypes, shapes, offsets).

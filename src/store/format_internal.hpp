@@ -14,7 +14,11 @@ inline constexpr const char* kFormatName = "hashmem-table";
 inline constexpr const char* kChecksumTensor = "__checksums__";
 inline constexpr std::uint64_t kAlign = 4096;  // data start, O_DIRECT offsets, lengths and buffers
 
-// The safetensors header JSON of a table (padded so the data starts at a 4 KiB boundary).
+// The tensors of a layout at `data_start` (rows × row_bytes each, back to back), the checksum count of those
+// tensors, and the exact header JSON create_table writes for `info` (padded so the data starts at kAlign).
+std::vector<TensorInfo> plan_tensors(const engram::Layout& layout, DType dtype, std::int64_t dim,
+                                     std::uint64_t data_start);
+std::uint64_t checksum_count(const std::vector<TensorInfo>& tensors, std::uint64_t block);
 std::string header_for(const TableInfo& info);
 
 // Parses and validates the header of an open table file of `file_bytes` bytes.
