@@ -177,6 +177,7 @@ void OutputFile::flush_buffer(bool all) {
 }
 
 void OutputFile::write(const char* data, std::size_t size) {
+  if (size == 0) return;  // an empty vector's data() may be null, and memcpy must not see it
   if (!direct_) {
     if (size >= kBufferSize) {
       flush_buffer(true);
