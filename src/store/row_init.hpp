@@ -7,7 +7,8 @@
 // normal_pair is that definition, written plainly (the reference). normal_values produces the same floats bit
 // for bit, eight pairs at a time with AVX-512 where the build has it: the integer mixing is exact in any width;
 // log, sin and cos come from glibc's vector library (libmvec, within 4 ulp of the true value where the scalar
-// functions are within 1), so the double r·cos (r·sin) is known to ~2^−46 relative; a value whose float
+// functions are within 1) and the square root from a Newton-refined estimate (~2^−50), so the double r·cos
+// (r·sin) is known to ~2^−46 relative; a value whose float
 // rounding that uncertainty (taken as 2^−40) could change, or whose cos, sin or log is near a zero (relative
 // accuracy of any implementation is hardest there), is recomputed by normal_pair (about 1 pair in 400).
 // Tests hold normal_values equal to normal_pair on millions of pairs and the table bytes to digests of the
