@@ -4,10 +4,15 @@
 #include <gtest/gtest.h>
 
 #include <atomic>
+#include <cerrno>
+#include <cstring>
 #include <random>
 #include <thread>
 
+#include "common/fault_injection.hpp"
+#include "hashmem/error.hpp"
 #include "hashmem/store.hpp"
+#include "store/format_internal.hpp"
 #include "test_util.hpp"
 
 namespace hashmem::store {
@@ -91,6 +96,37 @@ TEST(StoreConcurrency, ReadersAndOneWriter) {
       EXPECT_TRUE(verify_table(path).empty());
     }
   }
+}
+
+// The table writer's three stages (the caller filling, a checksum thread, a write thread) handing 4 KiB chunks
+// along: the same file as one big chunk, and a full disk midway stops every stage and reaches the caller.
+TEST(StoreConcurrency, TableWriterStages) {
+  engram::Config c;
+  c.vocab_per_order = {40000, 50000};  // ~5 MB: several of the O_DIRECT writer's 1 MiB writes
+  c.max_ngram = 3;
+  c.heads = 2;
+  c.layers = {1, 5};
+  c.compressed_vocab = 50;
+  CreateOptions co;
+  co.config = c;
+  co.dim = 7;
+  co.dtype = DType::bf16;
+  co.checksum_block = 4096;
+  testing::ScratchDir dir;
+  const std::string path = dir.file("t.safetensors");
+  const TableInfo info = create_table(co, path);
+  const std::string bytes = testing::read_file(path);
+  auto copy_rows = [&](const TensorInfo& t, std::int64_t first, std::int64_t last, std::uint8_t* dst, int) {
+    std::memcpy(dst, bytes.data() + t.offset + static_cast<std::uint64_t>(first) * info.row_bytes,
+                static_cast<std::size_t>(last - first) * info.row_bytes);
+  };
+  const std::string copy = dir.file("copy.safetensors");
+  write_table_file(info, copy, 1, copy_rows, 4096);
+  EXPECT_TRUE(testing::read_file(copy) == bytes);
+  fault::Injection full({.op = fault::Op::write, .path_contains = copy, .skip = 2, .error = ENOSPC});
+  EXPECT_THROW(write_table_file(info, copy, 1, copy_rows, 4096), Error);
+  EXPECT_EQ(full.hits(), 1u);
+  EXPECT_TRUE(testing::read_file(copy) == bytes);  // the previous file stands
 }
 
 }  // namespace
