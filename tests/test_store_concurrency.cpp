@@ -98,7 +98,7 @@ TEST(StoreConcurrency, ReadersAndOneWriter) {
   }
 }
 
-// The table writer's three stages (the caller filling, a checksum thread, a write thread) handing 4 KiB chunks
+// The table writer's stages (1-3 threads making chunks, a checksum thread, a write thread) handing 4 KiB chunks
 // along: the same file as one big chunk, and a full disk midway stops every stage and reaches the caller.
 TEST(StoreConcurrency, TableWriterStages) {
   engram::Config c;
@@ -116,15 +116,17 @@ TEST(StoreConcurrency, TableWriterStages) {
   const std::string path = dir.file("t.safetensors");
   const TableInfo info = create_table(co, path);
   const std::string bytes = testing::read_file(path);
-  auto copy_rows = [&](const TensorInfo& t, std::int64_t first, std::int64_t last, std::uint8_t* dst, int) {
+  auto copy_rows = [&](const TensorInfo& t, std::int64_t first, std::int64_t last, std::uint8_t* dst) {
     std::memcpy(dst, bytes.data() + t.offset + static_cast<std::uint64_t>(first) * info.row_bytes,
                 static_cast<std::size_t>(last - first) * info.row_bytes);
   };
   const std::string copy = dir.file("copy.safetensors");
-  write_table_file(info, copy, 1, copy_rows, 4096);
-  EXPECT_TRUE(testing::read_file(copy) == bytes);
+  for (int makers : {1, 2, 3}) {
+    write_table_file(info, copy, makers, copy_rows, 4096);
+    EXPECT_TRUE(testing::read_file(copy) == bytes) << makers << " makers";
+  }
   fault::Injection full({.op = fault::Op::write, .path_contains = copy, .skip = 2, .error = ENOSPC});
-  EXPECT_THROW(write_table_file(info, copy, 1, copy_rows, 4096), Error);
+  EXPECT_THROW(write_table_file(info, copy, 2, copy_rows, 4096), Error);
   EXPECT_EQ(full.hits(), 1u);
   EXPECT_TRUE(testing::read_file(copy) == bytes);  // the previous file stands
 }

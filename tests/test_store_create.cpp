@@ -86,7 +86,7 @@ TEST(StoreCreate, ChunkSizeDoesNotChangeTheBytes) {
   const TableInfo info = read_info(path);
   for (std::uint64_t chunk : {std::uint64_t{4096}, std::uint64_t{3 * 4096}, std::uint64_t{1} << 20}) {
     const std::string copy = dir.file("c" + std::to_string(chunk));
-    write_table_file(info, copy, 1, [&](const TensorInfo& t, std::int64_t first, std::int64_t last, std::uint8_t* dst, int) {
+    write_table_file(info, copy, 1, [&](const TensorInfo& t, std::int64_t first, std::int64_t last, std::uint8_t* dst) {
       std::memcpy(dst, bytes.data() + t.offset + static_cast<std::uint64_t>(first) * info.row_bytes,
                   static_cast<std::size_t>(last - first) * info.row_bytes);
     }, chunk);

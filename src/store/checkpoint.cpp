@@ -21,8 +21,8 @@ void Table::checkpoint_to(const std::string& target) {
   if (m.moments) m.moments->checkpoint_to(target + ".adam");
   // The backing first holds every row's current bytes (dirty rows written back), then a fresh file is made of it.
   m.tier->flush();
-  write_table_file(m.info, target, 0, [&](const TensorInfo& t, std::int64_t first, std::int64_t last, std::uint8_t* dst,
-                                          int) {
+  // One maker thread: the tier's read_range is called as the rest of the store calls it, from one thread.
+  write_table_file(m.info, target, 1, [&](const TensorInfo& t, std::int64_t first, std::int64_t last, std::uint8_t* dst) {
     const std::size_t tensor = static_cast<std::size_t>(&t - m.info.tensors.data());
     m.tier->read_range(m.base[tensor] + first, last - first, dst);
   });

@@ -152,33 +152,31 @@ TableInfo create_table(const CreateOptions& o, const std::string& path) {
   info.checksums_offset = info.header_bytes + info.data_bytes();
   info.file_bytes = info.checksums_offset + 8 * count;
 
+  // Called from o.threads threads at once, each making whole chunks.
   write_table_file(info, path, o.threads, [&](const TensorInfo& t, std::int64_t first, std::int64_t last,
-                                               std::uint8_t* dst, int threads) {
+                                               std::uint8_t* dst) {
     if (o.init == Init::zeros) {
       std::memset(dst, 0, static_cast<std::size_t>(last - first) * info.row_bytes);
       return;
     }
     const std::uint64_t key = normal_key(o.seed, t.layer_id);
-    parallel_for(last - first, threads, [&](std::int64_t lo, std::int64_t hi) {
-      const std::uint64_t k0 = static_cast<std::uint64_t>(first + lo) * static_cast<std::uint64_t>(o.dim);
-      std::uint8_t* rows_at = dst + static_cast<std::size_t>(lo) * info.row_bytes;
-      if (o.dtype == DType::f32 && reinterpret_cast<std::uintptr_t>(rows_at) % alignof(float) == 0) {
-        // f32 rows are the stream itself (little-endian floats): made in place, no copy.
-        normal_values(key, k0, static_cast<std::size_t>((hi - lo) * o.dim), o.stddev, reinterpret_cast<float*>(rows_at));
-        return;
+    if (o.dtype == DType::f32 && reinterpret_cast<std::uintptr_t>(dst) % alignof(float) == 0) {
+      // f32 rows are the stream itself (little-endian floats): made in place, no copy.
+      normal_values(key, static_cast<std::uint64_t>(first) * static_cast<std::uint64_t>(o.dim),
+                    static_cast<std::size_t>((last - first) * o.dim), o.stddev, reinterpret_cast<float*>(dst));
+      return;
+    }
+    // Rows in groups of ~16 KiB of floats: the stream of a group is contiguous (value k = row·dim + j).
+    const std::int64_t group = std::max<std::int64_t>(1, 4096 / o.dim);
+    std::vector<float> values(static_cast<std::size_t>(group * o.dim));
+    for (std::int64_t r = first; r < last; r += group) {
+      const std::int64_t rows = std::min(group, last - r);
+      normal_values(key, static_cast<std::uint64_t>(r) * static_cast<std::uint64_t>(o.dim),
+                    static_cast<std::size_t>(rows * o.dim), o.stddev, values.data());
+      for (std::int64_t i = 0; i < rows; ++i) {
+        encode_row(o.dtype, values.data() + i * o.dim, o.dim, dst + static_cast<std::size_t>(r + i - first) * info.row_bytes);
       }
-      // Rows in groups of ~16 KiB of floats: the stream of a group is contiguous (value k = row·dim + j).
-      const std::int64_t group = std::max<std::int64_t>(1, 4096 / o.dim);
-      std::vector<float> values(static_cast<std::size_t>(group * o.dim));
-      for (std::int64_t r = first + lo; r < first + hi; r += group) {
-        const std::int64_t rows = std::min(group, first + hi - r);
-        normal_values(key, static_cast<std::uint64_t>(r) * static_cast<std::uint64_t>(o.dim),
-                      static_cast<std::size_t>(rows * o.dim), o.stddev, values.data());
-        for (std::int64_t i = 0; i < rows; ++i) {
-          encode_row(o.dtype, values.data() + i * o.dim, o.dim, dst + static_cast<std::size_t>(r + i - first) * info.row_bytes);
-        }
-      }
-    });
+    }
   });
   return info;
 }

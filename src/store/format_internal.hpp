@@ -24,17 +24,20 @@ std::string header_for(const TableInfo& info);
 // Parses and validates the header of an open table file of `file_bytes` bytes.
 TableInfo parse_header(const std::string& path, int fd, std::uint64_t file_bytes);
 
-// Fills dst with the stored bytes of rows [first, last) of tensor t (row_bytes each). May use `threads`.
-using RowSource = std::function<void(const TensorInfo& t, std::int64_t first, std::int64_t last, std::uint8_t* dst,
-                                     int threads)>;
+// Fills dst with the stored bytes of rows [first, last) of tensor t (row_bytes each). write_table_file calls it
+// from `threads` threads at once, each for its own chunks.
+using RowSource = std::function<void(const TensorInfo& t, std::int64_t first, std::int64_t last, std::uint8_t* dst)>;
 
-// Bytes of rows made per pipeline step by write_table_file (and written per O_DIRECT write).
-inline constexpr std::uint64_t kWriteChunkBytes = std::uint64_t{32} << 20;
+// Bytes of rows made per pipeline step by write_table_file (and written per O_DIRECT write): small enough that
+// the buffers (threads + 2 of them) cost little to fault in, large enough for the disk (8 MiB O_DIRECT writes run
+// as fast as 32 MiB ones here).
+inline constexpr std::uint64_t kWriteChunkBytes = std::uint64_t{8} << 20;
 
 // Writes a complete table file for `info` (header, every tensor's rows from `source`, fresh checksums)
-// atomically: temporary file, fsync, rename (table_writer.cpp). `source` runs on the calling thread, one chunk
-// of `chunk_bytes` (a multiple of 4 KiB) ahead of the writer thread, and may be asked for a row twice (rows that
-// straddle chunks). REQUIRES: info's offsets were planned by create_table/read_info.
+// atomically: temporary file, fsync, rename (table_writer.cpp). `source` is called from `threads` threads at once
+// (threads <= 0: one per core; the calling thread is one of them), each making whole chunks of `chunk_bytes` (a
+// multiple of 4 KiB), and may be asked for a row twice (rows that straddle chunks): it must be safe to call
+// concurrently for different rows. REQUIRES: info's offsets were planned by create_table/read_info.
 void write_table_file(const TableInfo& info, const std::string& path, int threads, const RowSource& source,
                       std::uint64_t chunk_bytes = kWriteChunkBytes);
 

@@ -70,17 +70,23 @@ inline __m512d sqrt_near(__m512d x) {
   return _mm512_fmadd_pd(_mm512_mul_pd(half, y), _mm512_fnmadd_pd(r0, r0, x), r0);
 }
 
-// Pairs p0 .. p0 + 7, times stddev, interleaved into out[16] (value 2i = pair i's cos part, 2i + 1 its sin).
-void eight_pairs(std::uint64_t key, std::uint64_t p0, float stddev, float* out) {
+// The uniforms of pairs p0 .. p0 + 7 (u1 in (0, 1], u2 in [0, 1)): two chains of two mixes, each mix two
+// vpmullq (~15 cycles of latency apiece), so a group is latency-bound alone; normal_values runs four groups'
+// chains side by side before the math of any of them.
+inline void uniforms(__m512i k, std::uint64_t p0, __m512d& u1, __m512d& u2) {
   const __m512i pair = _mm512_add_epi64(_mm512_set1_epi64(static_cast<std::int64_t>(p0)),
                                         _mm512_setr_epi64(0, 1, 2, 3, 4, 5, 6, 7));
-  const __m512i twice = _mm512_add_epi64(pair, pair), k = _mm512_set1_epi64(static_cast<std::int64_t>(key));
+  const __m512i twice = _mm512_add_epi64(pair, pair);
   const __m512i a = mix64_8(_mm512_xor_si512(k, mix64_8(twice)));
   const __m512i b = mix64_8(_mm512_xor_si512(k, mix64_8(_mm512_add_epi64(twice, _mm512_set1_epi64(1)))));
   const __m512d two_to_minus53 = _mm512_set1_pd(0x1.0p-53);
-  const __m512d u1 = _mm512_mul_pd(_mm512_add_pd(_mm512_cvtepu64_pd(shift_right(a, 11)), _mm512_set1_pd(1.0)),
-                                   two_to_minus53);
-  const __m512d u2 = _mm512_mul_pd(_mm512_cvtepu64_pd(shift_right(b, 11)), two_to_minus53);
+  u1 = _mm512_mul_pd(_mm512_add_pd(_mm512_cvtepu64_pd(shift_right(a, 11)), _mm512_set1_pd(1.0)), two_to_minus53);
+  u2 = _mm512_mul_pd(_mm512_cvtepu64_pd(shift_right(b, 11)), two_to_minus53);
+}
+
+// Pairs p0 .. p0 + 7 from their uniforms, times stddev, interleaved into out[16] (value 2i = pair i's cos part,
+// 2i + 1 its sin).
+void eight_pairs(std::uint64_t key, std::uint64_t p0, __m512d u1, __m512d u2, float stddev, float* out) {
   const __m512d r = sqrt_near(_mm512_mul_pd(_mm512_set1_pd(-2.0), _ZGVeN8v_log(u1)));
   const __m512d angle = _mm512_mul_pd(_mm512_set1_pd(2 * M_PI), u2);
   const __m512d cos = _ZGVeN8v_cos(angle), sin = _ZGVeN8v_sin(angle);
@@ -102,6 +108,14 @@ void eight_pairs(std::uint64_t key, std::uint64_t p0, float stddev, float* out) 
   }
   _mm512_storeu_ps(out, _mm512_mul_ps(_mm512_load_ps(values), _mm512_set1_ps(stddev)));
 }
+
+// Values out[0 .. 16·groups) from pairs p0 .. p0 + 8·groups − 1 (groups <= 4): every group's uniforms first.
+void pair_groups(std::uint64_t key, std::uint64_t p0, int groups, float stddev, float* out) {
+  const __m512i k = _mm512_set1_epi64(static_cast<std::int64_t>(key));
+  __m512d u1[4], u2[4];
+  for (int g = 0; g < groups; ++g) uniforms(k, p0 + 8 * static_cast<std::uint64_t>(g), u1[g], u2[g]);
+  for (int g = 0; g < groups; ++g) eight_pairs(key, p0 + 8 * static_cast<std::uint64_t>(g), u1[g], u2[g], stddev, out + 16 * g);
+}
 #endif
 
 }  // namespace
@@ -116,7 +130,8 @@ void normal_values(std::uint64_t key, std::uint64_t first, std::size_t count, fl
     ++k;
   }
 #ifdef HASHMEM_NORMAL_AVX512
-  for (; count - i >= 16; i += 16, k += 16) eight_pairs(key, k / 2, stddev, out + i);
+  for (; count - i >= 64; i += 64, k += 64) pair_groups(key, k / 2, 4, stddev, out + i);
+  for (; count - i >= 16; i += 16, k += 16) pair_groups(key, k / 2, 1, stddev, out + i);
 #endif
   for (; count - i >= 2; i += 2, k += 2) {
     normal_pair(key, k / 2, pair);

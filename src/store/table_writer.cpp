@@ -1,7 +1,8 @@
 // write_table_file: a complete table file (header, every tensor's rows, checksums) written atomically through
-// OutputFile, as a two-stage pipeline so the disk and the CPUs work at the same time:
-//   the caller's thread makes the rows of chunk i+2 (the RowSource, itself spread over `threads`) while
-//   a checksum thread hashes chunk i+1 and a writer thread writes chunk i with O_DIRECT (OutputFile direct mode).
+// OutputFile, as a pipeline so the disk and the CPUs work at the same time:
+//   `threads` makers (the caller one of them) each make whole chunks (the RowSource), while a checksum thread
+//   hashes the next chunk in file order and a writer thread writes the one before it with O_DIRECT (OutputFile
+//   direct mode).
 // Chunks are fixed ranges of file offsets (kChunkBytes, a multiple of 4 KiB, from the 4 KiB-aligned data start),
 // so every write but the last is aligned and goes to the disk without a copy. A row that straddles a chunk
 // boundary is made in both chunks (each chunk buffer has a row's room before and after it). Checksum blocks
@@ -12,6 +13,7 @@
 #include <condition_variable>
 #include <deque>
 #include <exception>
+#include <map>
 #include <memory>
 #include <mutex>
 #include <thread>
@@ -21,6 +23,7 @@
 #include <xxhash.h>
 
 #include "common/huge_pages.hpp"
+#include "common/parallel.hpp"
 #include "hashmem/error.hpp"
 #include "hashmem/output_file.hpp"
 #include "hashmem/progress.hpp"
@@ -69,10 +72,11 @@ class BlockChecksums {
   std::unique_ptr<XXH3_state_t, XXH_errorcode (*)(XXH3_state_t*)> state_;
 };
 
-// The writer stages: chunk buffers cycle from the caller (acquire, fill, submit) to a checksum thread and on to a
-// write thread, each taking chunks in file order, so hashing chunk i+1 overlaps writing chunk i (on the writer
-// thread itself the hash was on the disk's critical path: 32 MiB at ~13 GB/s beside a ~12 ms write). An error
-// in any stage stops them all; the destructor joins both threads.
+// The stages after the rows are made: chunk buffers cycle from the makers (acquire, fill, submit) to a checksum
+// thread and on to a write thread, each of those taking chunks in file order, so hashing chunk k+1 overlaps
+// writing chunk k (on the write thread the hash sat on the disk's critical path). Buffers are granted in chunk
+// order, so the lowest unfinished chunk always has one and no maker waits on a later chunk. An error anywhere
+// (fail(), or a stage's own) stops every stage and wakes every waiter; the destructor joins both threads.
 class ChunkWriter {
  public:
   struct Chunk {
@@ -102,26 +106,42 @@ class ChunkWriter {
     writer_.join();
   }
 
-  // A free buffer's chunk start (kDirectAlign-aligned, with `margin` bytes of room on either side).
-  std::uint8_t* acquire() {
+  // Waits for chunk k's turn and a free buffer; returns the buffer's slot. Rethrows the first error.
+  int acquire(std::uint64_t k) {
     std::unique_lock<std::mutex> lock(mutex_);
-    changed_.wait(lock, [&] { return !free_.empty() || error_; });
+    changed_.wait(lock, [&] { return (next_acquire_ == k && !free_.empty()) || error_; });
     if (error_) std::rethrow_exception(error_);
-    current_ = free_.front();
+    const int slot = free_.front();
     free_.pop_front();
-    return buffers_[static_cast<std::size_t>(current_)].data() + margin_;
+    ++next_acquire_;
+    changed_.notify_all();  // the next chunk's maker may go on
+    return slot;
   }
 
-  // Hands the acquired buffer, holding the bytes of `chunk`, to the checksum stage.
-  void submit(Chunk chunk) {
+  // Chunk start in `slot`'s buffer (kDirectAlign-aligned, with `margin` bytes of room on either side).
+  std::uint8_t* data(int slot) { return buffers_[static_cast<std::size_t>(slot)].data() + margin_; }
+
+  // Hands chunk k, filled into `slot`, to the checksum stage (in any order of k).
+  void submit(std::uint64_t k, int slot, Chunk chunk) {
     {
       std::lock_guard<std::mutex> lock(mutex_);
-      ready_.push_back({current_, chunk});
+      ready_.emplace(k, Job{slot, chunk});
     }
     changed_.notify_all();
   }
 
-  // Waits until every submitted chunk is checksummed and on disk; rethrows a stage's error.
+  // Records a maker's error (the first one wins) and stops everything.
+  void fail(std::exception_ptr e) {
+    {
+      std::lock_guard<std::mutex> lock(mutex_);
+      if (!error_) error_ = e;
+      ready_.clear();
+      hashed_.clear();
+    }
+    changed_.notify_all();
+  }
+
+  // Waits until every submitted chunk is checksummed and on disk; rethrows the first error.
   void finish() {
     std::unique_lock<std::mutex> lock(mutex_);
     changed_.wait(lock, [&] { return (ready_.empty() && hashed_.empty() && busy_ == 0) || error_; });
@@ -130,36 +150,48 @@ class ChunkWriter {
 
  private:
   enum class Stage { hash, write };
-  using Job = std::pair<int, Chunk>;
+  struct Job {
+    int slot = -1;
+    Chunk chunk;
+  };
+
+  // Under the lock: the stage's next job, if it is there.
+  bool next_job(Stage stage, Job& job) {
+    if (stage == Stage::hash) {
+      auto it = ready_.find(next_hash_);
+      if (it == ready_.end()) return false;
+      job = it->second;
+      ready_.erase(it);
+      ++next_hash_;
+      return true;
+    }
+    if (hashed_.empty()) return false;
+    job = hashed_.front();
+    hashed_.pop_front();
+    return true;
+  }
 
   void run(Stage stage) {
-    std::deque<Job>& in = stage == Stage::hash ? ready_ : hashed_;
     std::uint64_t done = 0;
     for (;;) {
       Job job;
       {
         std::unique_lock<std::mutex> lock(mutex_);
-        changed_.wait(lock, [&] { return !in.empty() || stopping_; });
-        if (stopping_) return;  // (after finish() every queue is empty; otherwise unwinding from an error)
-        job = in.front();
-        in.pop_front();
+        changed_.wait(lock, [&] { return stopping_ || next_job(stage, job); });
+        if (job.slot < 0) return;  // stopping: after finish() every queue is empty; otherwise unwinding
         ++busy_;
       }
       bool ok = true;
       try {
-        const std::uint8_t* data = buffers_[static_cast<std::size_t>(job.first)].data() + margin_;
-        const std::uint64_t size = job.second.end - job.second.begin;
+        const std::uint64_t size = job.chunk.end - job.chunk.begin;
         if (stage == Stage::hash) {
-          sums_.add(job.second.begin, data, size);
+          sums_.add(job.chunk.begin, data(job.slot), size);
         } else {
-          out_.write(reinterpret_cast<const char*>(data), size);
+          out_.write(reinterpret_cast<const char*>(data(job.slot)), size);
           progress_.update(done += size);
         }
       } catch (...) {
-        std::lock_guard<std::mutex> lock(mutex_);
-        error_ = std::current_exception();
-        ready_.clear();
-        hashed_.clear();
+        fail(std::current_exception());
         ok = false;
       }
       {
@@ -167,7 +199,7 @@ class ChunkWriter {
         if (stage == Stage::hash && ok && !error_ && !stopping_) {
           hashed_.push_back(job);
         } else {
-          free_.push_back(job.first);
+          free_.push_back(job.slot);
         }
         --busy_;
       }
@@ -183,8 +215,10 @@ class ChunkWriter {
   std::mutex mutex_;
   std::condition_variable changed_;
   std::deque<int> free_;
-  std::deque<Job> ready_, hashed_;  // submitted, not yet hashed; hashed, not yet written
-  int current_ = -1, busy_ = 0;     // busy_: stages working on a chunk outside the lock
+  std::map<std::uint64_t, Job> ready_;  // submitted, by chunk number, not yet hashed
+  std::deque<Job> hashed_;              // hashed, in file order, not yet written
+  std::uint64_t next_acquire_ = 0, next_hash_ = 0;
+  int busy_ = 0;  // stages working on a chunk outside the lock
   bool stopping_ = false;
   std::exception_ptr error_;
   std::thread hasher_, writer_;
@@ -192,8 +226,7 @@ class ChunkWriter {
 
 // Makes the bytes [chunk.begin, chunk.end) of the data region at `dst` (rows of each tensor the range touches,
 // whole rows, so up to a row is written before dst and after dst + size).
-void fill_chunk(const TableInfo& info, const RowSource& source, int threads, ChunkWriter::Chunk chunk,
-                std::uint8_t* dst) {
+void fill_chunk(const TableInfo& info, const RowSource& source, ChunkWriter::Chunk chunk, std::uint8_t* dst) {
   const std::uint64_t rb = info.row_bytes;
   for (const TensorInfo& t : info.tensors) {
     const std::uint64_t from = std::max(chunk.begin, t.offset), to = std::min(chunk.end, t.offset + t.bytes);
@@ -201,8 +234,32 @@ void fill_chunk(const TableInfo& info, const RowSource& source, int threads, Chu
     const std::int64_t first = static_cast<std::int64_t>((from - t.offset) / rb);
     const std::int64_t last = static_cast<std::int64_t>((to - t.offset + rb - 1) / rb);
     const std::uint64_t at = t.offset + static_cast<std::uint64_t>(first) * rb;  // file offset of row `first`
-    source(t, first, last, dst + (static_cast<std::int64_t>(at) - static_cast<std::int64_t>(chunk.begin)), threads);
+    source(t, first, last, dst + (static_cast<std::int64_t>(at) - static_cast<std::int64_t>(chunk.begin)));
   }
+}
+
+// The data region's chunks, made by `makers` threads (the caller one of them): maker w makes chunks w, w + makers,
+// ... each whole, on its own (no fork and join per chunk, so no core waits for the slower half of a chunk).
+void make_chunks(const TableInfo& info, const RowSource& source, int makers, std::uint64_t chunk_bytes,
+                 ChunkWriter& writer) {
+  const std::uint64_t begin = info.header_bytes, end = info.checksums_offset;
+  const std::uint64_t count = (end - begin + chunk_bytes - 1) / chunk_bytes;
+  auto maker = [&](std::uint64_t w) {
+    try {
+      for (std::uint64_t k = w; k < count; k += static_cast<std::uint64_t>(makers)) {
+        const ChunkWriter::Chunk c{begin + k * chunk_bytes, std::min(end, begin + (k + 1) * chunk_bytes)};
+        const int slot = writer.acquire(k);
+        fill_chunk(info, source, c, writer.data(slot));
+        writer.submit(k, slot, c);
+      }
+    } catch (...) {
+      writer.fail(std::current_exception());
+    }
+  };
+  std::vector<std::thread> others;
+  for (int w = 1; w < makers; ++w) others.emplace_back(maker, static_cast<std::uint64_t>(w));
+  maker(0);
+  for (std::thread& t : others) t.join();
 }
 
 }  // namespace
@@ -223,15 +280,14 @@ void write_table_file(const TableInfo& info, const std::string& path, int thread
   Progress progress("write " + path, info.data_bytes());
   {
     BlockChecksums checksums(info, sums);
-    const std::uint64_t begin = info.header_bytes, end = info.checksums_offset;
-    const std::uint64_t chunk = std::min(chunk_bytes, (end - begin + kAlign - 1) / kAlign * kAlign);
+    const std::uint64_t data_bytes = info.checksums_offset - info.header_bytes;
+    const std::uint64_t chunk = std::max<std::uint64_t>(kAlign, std::min(chunk_bytes, (data_bytes + kAlign - 1) / kAlign * kAlign));
+    const std::uint64_t chunks = (data_bytes + chunk - 1) / chunk;
+    const int makers = static_cast<int>(std::clamp<std::uint64_t>(chunks, 1, static_cast<std::uint64_t>(resolve_threads(threads))));
     const std::size_t margin = (info.row_bytes + kAlign - 1) / kAlign * kAlign;
-    ChunkWriter writer(out, checksums, progress, std::max<std::uint64_t>(chunk, kAlign), margin, 3);
-    for (std::uint64_t at = begin; at < end; at += chunk) {
-      const ChunkWriter::Chunk c{at, std::min(end, at + chunk)};
-      fill_chunk(info, source, threads, c, writer.acquire());
-      writer.submit(c);
-    }
+    // A buffer per maker, one being hashed, one being written, and two of slack for the disk's jitter.
+    ChunkWriter writer(out, checksums, progress, chunk, margin, makers + 4);
+    make_chunks(info, source, makers, chunk, writer);
     writer.finish();
   }
   std::string tail;
