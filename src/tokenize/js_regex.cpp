@@ -188,21 +188,9 @@ class Translator {
         if (i_ + 2 < js_.size() && js_[i_ + 2] >= '0' && js_[i_ + 2] <= '9') throw Error("octal escape \\0" + std::string(1, js_[i_ + 2]));
         out_ += "\\x{0}";
         break;
-      case 'u': {
-        char32_t c = unicode_escape();  // moves i_ past the escape
-        if (c >= 0xD800 && c <= 0xDBFF && js_.substr(i_, 2) == "\\u") {
-          const std::size_t save = i_;
-          const char32_t low = unicode_escape();
-          if (low >= 0xDC00 && low <= 0xDFFF) {
-            c = 0x10000 + ((c - 0xD800) << 10) + (low - 0xDC00);
-          } else {
-            i_ = save;
-          }
-        }
-        if (c >= 0xD800 && c <= 0xDFFF) throw Error("lone surrogate escape (it cannot match UTF-8 text)");
-        out_ += code_point(c);
+      case 'u':
+        code_point_escape();
         return;
-      }
       case 'p':
       case 'P': {
         const std::size_t close = js_.find('}', i_);
@@ -229,20 +217,44 @@ class Translator {
         out_ += js_.substr(i_, 2);
         break;
       default:
-        if (e >= '1' && e <= '9') {  // a backreference: copy its digits
-          std::size_t k = i_ + 1;
-          while (k < js_.size() && js_[k] >= '0' && js_[k] <= '9') ++k;
-          out_ += js_.substr(i_, k - i_);
-          i_ = k;
-          return;
-        }
-        if (static_cast<unsigned char>(e) < 0x80 && !((e >= 'a' && e <= 'z') || (e >= 'A' && e <= 'Z'))) {
-          out_ += js_.substr(i_, 2);  // escaped punctuation: a literal in both dialects
-          break;
-        }
-        throw Error("\\" + std::string(1, e) + " is not an escape of JavaScript regexes (u flag)");
+        other_escape(e);
+        return;
     }
     i_ += 2;
+  }
+
+  // \uXXXX (a surrogate pair as two of them) or \u{X...}: one code point.
+  void code_point_escape() {
+    char32_t c = unicode_escape();  // moves i_ past the escape
+    if (c >= 0xD800 && c <= 0xDBFF && js_.substr(i_, 2) == "\\u") {
+      const std::size_t save = i_;
+      const char32_t low = unicode_escape();
+      if (low >= 0xDC00 && low <= 0xDFFF) {
+        c = 0x10000 + ((c - 0xD800) << 10) + (low - 0xDC00);
+      } else {
+        i_ = save;
+      }
+    }
+    if (c >= 0xD800 && c <= 0xDFFF) throw Error("lone surrogate escape (it cannot match UTF-8 text)");
+    out_ += code_point(c);
+  }
+
+  // A backreference (copied with its digits) or escaped punctuation (a literal in both dialects); any other
+  // letter is no JavaScript escape.
+  void other_escape(char e) {
+    if (e >= '1' && e <= '9') {
+      std::size_t k = i_ + 1;
+      while (k < js_.size() && js_[k] >= '0' && js_[k] <= '9') ++k;
+      out_ += js_.substr(i_, k - i_);
+      i_ = k;
+      return;
+    }
+    if (static_cast<unsigned char>(e) < 0x80 && !((e >= 'a' && e <= 'z') || (e >= 'A' && e <= 'Z'))) {
+      out_ += js_.substr(i_, 2);
+      i_ += 2;
+      return;
+    }
+    throw Error("\\" + std::string(1, e) + " is not an escape of JavaScript regexes (u flag)");
   }
 
   std::string_view js_;
