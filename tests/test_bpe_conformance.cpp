@@ -156,6 +156,8 @@ std::vector<std::string> hard_cases() {
   cases.push_back(std::string(1000, ' '));
   cases.push_back(std::string(300, '1'));
   cases.push_back(std::string(500, '\n'));
+  cases.push_back(std::string(100000, ' ') + "a");  // regexes backtracking over a long run
+  cases.push_back(std::string(50000, 'q').append("\n"));  // one 50,000-letter word
   std::string s;
   for (int i = 0; i < 100; ++i) s += "😀";
   cases.push_back(s);

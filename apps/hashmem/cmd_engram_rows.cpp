@@ -18,6 +18,9 @@
 namespace hashmem::cli {
 namespace {
 
+// Positions the summary (no --json) shows.
+constexpr std::size_t kShownPositions = 4;
+
 struct RowsOptions {
   std::string preset, config, tokenizer, text, ids;
   std::int64_t compressed_vocab = 0;
@@ -125,7 +128,7 @@ void print_rows_summary(const RowsOptions& o, const Tokens& tokens, const engram
   for (const auto& layer : layout.layers) std::printf(" %lld", static_cast<long long>(layer.layer_id));
   std::printf(" (compressed_vocab %lld)\n", static_cast<long long>(config.compressed_vocab));
   const auto columns = static_cast<std::size_t>(config.columns());
-  const std::size_t shown = std::min<std::size_t>(compressed.size(), 4);
+  const std::size_t shown = std::min<std::size_t>(compressed.size(), kShownPositions);
   for (std::size_t t = 0; t < shown; ++t) {
     std::printf("position %zu: token %lld, compressed %lld", t, static_cast<long long>(tokens.ids[t]),
                 static_cast<long long>(compressed[t]));
@@ -166,9 +169,13 @@ int run_rows(const RowsOptions& o) {
   std::vector<std::int64_t> compressed(tokens.ids.size());
   engram::compress_ids(compression, tokens.ids.data(), tokens.ids.size(), compressed.data());
   const engram::Layout layout = engram::make_layout(config);
-  const auto length = static_cast<std::int64_t>(compressed.size());
+  // A position's rows depend only on it and the ids before it, so the summary hashes just the positions it shows
+  // (all of them would take 8 bytes x columns x layers per token).
+  std::vector<std::int64_t> hashed = compressed;
+  if (!o.json) hashed.resize(std::min<std::size_t>(hashed.size(), kShownPositions));
+  const auto length = static_cast<std::int64_t>(hashed.size());
   const std::vector<std::vector<std::int64_t>> rows =
-      length ? hash_layers(layout, compressed, 1, length, /*row_ids=*/true)
+      length ? hash_layers(layout, hashed, 1, length, /*row_ids=*/true)
              : std::vector<std::vector<std::int64_t>>(layout.layers.size());
   if (o.json) {
     print_rows_json(tokens, compressed, layout, rows);

@@ -1,6 +1,7 @@
 // Merging one word's symbols, and a word's ids (bpe_model.hpp).
 #include <algorithm>
 #include <cstdio>
+#include <functional>
 
 #include "hashmem/error.hpp"
 #include "tokenize/bpe_model.hpp"
@@ -52,38 +53,40 @@ void merge_symbols_heap(const MergeTable& merges, std::vector<std::int32_t>& sym
     next[i] = i + 1 < n ? static_cast<std::int32_t>(i + 1) : -1;
     prev[i] = static_cast<std::int32_t>(i) - 1;
   }
-  // A min-heap on (rank, position): std::*_heap keep the largest first, so "less" is "later".
-  const auto later = [](const MergeScratch::Candidate& a, const MergeScratch::Candidate& b) {
-    return a.rank != b.rank ? a.rank > b.rank : a.pos > b.pos;
-  };
+  // Candidates are rank << 32 | position: a min-heap of them pops the lowest rank, then the leftmost.
+  // (std::*_heap keep the largest first, hence std::greater.)
   heap.clear();
+  heap.reserve(n);
+  std::int32_t merged = 0;
   auto push = [&](std::int32_t pos) {
     const std::int32_t right = next[static_cast<std::size_t>(pos)];
     if (right < 0) return;
-    const std::int32_t l = symbols[static_cast<std::size_t>(pos)], r = symbols[static_cast<std::size_t>(right)];
-    std::int32_t merged = 0;
-    const std::uint32_t rank = merges.find(l, r, merged);
+    const std::uint32_t rank =
+        merges.find(symbols[static_cast<std::size_t>(pos)], symbols[static_cast<std::size_t>(right)], merged);
     if (rank == MergeTable::kNoMerge) return;
-    heap.push_back({rank, static_cast<std::uint32_t>(pos), l, r});
-    std::push_heap(heap.begin(), heap.end(), later);
+    heap.push_back(std::uint64_t{rank} << 32 | static_cast<std::uint32_t>(pos));
+    std::push_heap(heap.begin(), heap.end(), std::greater<>());
   };
   for (std::size_t i = 0; i + 1 < n; ++i) push(static_cast<std::int32_t>(i));
   while (!heap.empty()) {
-    std::pop_heap(heap.begin(), heap.end(), later);
-    const MergeScratch::Candidate c = heap.back();
+    std::pop_heap(heap.begin(), heap.end(), std::greater<>());
+    const auto rank = static_cast<std::uint32_t>(heap.back() >> 32);
+    const auto pos = static_cast<std::size_t>(heap.back() & 0xffffffffu);
     heap.pop_back();
-    // Still the same pair? A symbol only grows rightwards from its position, so equal ids mean unchanged symbols.
-    const std::int32_t right = next[c.pos];
-    if (symbols[c.pos] != c.left || right < 0 || symbols[static_cast<std::size_t>(right)] != c.right) continue;
-    std::int32_t merged = 0;
-    merges.find(c.left, c.right, merged);
-    symbols[c.pos] = merged;
+    // Still the same pair? Its position's pair has this rank only if it is the pair pushed: a rank names one
+    // merge, and a merged-away symbol (kDead) or a missing right neighbour has none.
+    const std::int32_t right = next[pos];
+    if (symbols[pos] == kDead || right < 0 ||
+        merges.find(symbols[pos], symbols[static_cast<std::size_t>(right)], merged) != rank) {
+      continue;
+    }
+    symbols[pos] = merged;
     symbols[static_cast<std::size_t>(right)] = kDead;
     const std::int32_t after = next[static_cast<std::size_t>(right)];
-    next[c.pos] = after;
-    if (after >= 0) prev[static_cast<std::size_t>(after)] = static_cast<std::int32_t>(c.pos);
-    if (prev[c.pos] >= 0) push(prev[c.pos]);
-    push(static_cast<std::int32_t>(c.pos));
+    next[pos] = after;
+    if (after >= 0) prev[static_cast<std::size_t>(after)] = static_cast<std::int32_t>(pos);
+    if (prev[pos] >= 0) push(prev[pos]);
+    push(static_cast<std::int32_t>(pos));
   }
   std::size_t kept = 0;
   for (std::int32_t i = 0; i >= 0; i = next[static_cast<std::size_t>(i)]) symbols[kept++] = symbols[static_cast<std::size_t>(i)];

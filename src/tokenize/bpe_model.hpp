@@ -75,14 +75,9 @@ BpeModel build_bpe_model(const nlohmann::json& model, const HfVocab& vocab, cons
 
 // Per-thread buffers of merge_symbols / encode_word.
 struct MergeScratch {
-  struct Candidate {
-    std::uint32_t rank;
-    std::uint32_t pos;
-    std::int32_t left, right;
-  };
   std::vector<std::uint32_t> ranks;
   std::vector<std::int32_t> next, prev, merged_at;
-  std::vector<Candidate> heap;
+  std::vector<std::uint64_t> heap;  // merge candidates: rank << 32 | position
   std::string word;  // byte-level form of a word (ignore_merges)
 };
 

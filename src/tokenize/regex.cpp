@@ -1,6 +1,8 @@
 // PCRE2 compile and match (regex.hpp).
 #include "tokenize/regex.hpp"
 
+#include <algorithm>
+#include <cstdint>
 #include <new>
 
 #include "hashmem/error.hpp"
@@ -17,6 +19,7 @@ std::string pcre2_message(int code) {
 // The JIT stack grows to this much; deeper matches fail with a named error (PCRE2's own limits bound the
 // interpreter the same way).
 constexpr std::size_t kJitStackStart = 32 * 1024, kJitStackMax = 4 * 1024 * 1024;
+constexpr std::uint64_t kMatchLimitBase = 10'000'000, kMatchLimitPerByte = 64;
 
 }  // namespace
 
@@ -58,6 +61,12 @@ MatchScratch::~MatchScratch() {
 
 bool MatchScratch::find(const Regex& regex, std::string_view subject, std::size_t start, std::size_t& begin,
                         std::size_t& end) {
+  // PCRE2's default match limit (10^7) bounds one search whatever the subject's length, and a sane pattern over a
+  // 20 MB run of spaces needs more (\s*[\r\n]+ backtracks over the whole run). The limit grows with what is left
+  // to search, so linear work always fits and a pattern that backtracks without end still stops.
+  const std::uint64_t left = subject.size() - start;
+  pcre2_set_match_limit(context_, static_cast<std::uint32_t>(std::min<std::uint64_t>(
+                                      kMatchLimitBase + kMatchLimitPerByte * left, 0xffffffffu)));
   const int rc = pcre2_match(regex.code(), reinterpret_cast<PCRE2_SPTR>(subject.data()), subject.size(), start,
                              PCRE2_NO_UTF_CHECK, data_, context_);
   if (rc == PCRE2_ERROR_NOMATCH) return false;
