@@ -1,4 +1,4 @@
-// hashmem engram layout | hash | compress
+// hashmem engram layout | hash | compress | check-layer (and rows: cmd_engram_rows.cpp)
 #include <algorithm>
 #include <cmath>
 #include <cstdio>
@@ -14,6 +14,12 @@
 #include "hashmem/output_file.hpp"
 
 namespace hashmem::cli {
+
+engram::Config config_of(const std::string& preset, const std::string& config_path) {
+  if (preset.empty() == config_path.empty()) throw Error("give exactly one of --preset or --config");
+  return preset.empty() ? engram::load_config(config_path) : engram::preset(preset);
+}
+
 namespace {
 
 using engram::Config;
@@ -25,11 +31,6 @@ struct LayoutOptions {
   std::int64_t compressed_vocab = 0, head_dim = 0;
   bool json = false;
 };
-
-Config config_of(const std::string& preset, const std::string& config_path) {
-  if (preset.empty() == config_path.empty()) throw Error("give exactly one of --preset or --config");
-  return preset.empty() ? engram::load_config(config_path) : engram::preset(preset);
-}
 
 // Bytes of one table row of `head_dim` values: fp8 e4m3 carries one ue8m0 scale byte per 32 values.
 double row_bytes(const std::string& dtype, std::int64_t head_dim) {
@@ -99,7 +100,9 @@ int run_layout(const LayoutOptions& o) {
   return 0;
 }
 
-// A JSON list of equally long rows of integer ids.
+}  // namespace
+
+// A JSON list of equally long rows of integer ids, or one flat list of ids (a single row).
 std::vector<std::int64_t> read_token_rows(const std::string& path, std::int64_t& batch, std::int64_t& tokens) {
   std::ifstream in(path);
   if (!in) throw Error("cannot read tokens '" + path + "'");
@@ -108,6 +111,7 @@ std::vector<std::int64_t> read_token_rows(const std::string& path, std::int64_t&
   nlohmann::json j = nlohmann::json::parse(ss.str(), nullptr, false);
   if (j.is_discarded()) throw Error("tokens '" + path + "' are not valid JSON");
   if (!j.is_array() || j.empty()) throw Error("tokens '" + path + "' must be a non-empty JSON list of rows of ids");
+  if (!j[0].is_array()) j = nlohmann::json::array({std::move(j)});  // a flat list is one row
   batch = static_cast<std::int64_t>(j.size());
   tokens = -1;
   std::vector<std::int64_t> ids;
@@ -127,21 +131,32 @@ std::vector<std::int64_t> read_token_rows(const std::string& path, std::int64_t&
   return ids;
 }
 
+std::vector<std::vector<std::int64_t>> hash_layers(const Layout& layout, const std::vector<std::int64_t>& ids,
+                                                   std::int64_t batch, std::int64_t tokens, bool row_ids) {
+  std::vector<std::vector<std::int64_t>> out(layout.layers.size());
+  for (std::size_t li = 0; li < layout.layers.size(); ++li) {
+    out[li].resize(ids.size() * static_cast<std::size_t>(layout.config.columns()));
+    engram::hash_batch(layout, li, ids.data(), batch, tokens, out[li].data(), row_ids, 0);
+  }
+  return out;
+}
+
+namespace {
+
 int run_hash(const std::string& config_path, const std::string& tokens_path, bool row_ids, const std::string& out_path) {
   const Layout layout = engram::make_layout(engram::load_config(config_path));
   std::int64_t batch = 0, tokens = 0;
   const std::vector<std::int64_t> ids = read_token_rows(tokens_path, batch, tokens);
   const std::int64_t columns = layout.config.columns();
+  const std::vector<std::vector<std::int64_t>> hashed = hash_layers(layout, ids, batch, tokens, row_ids);
   ojson layers = ojson::object();
-  std::vector<std::int64_t> out(ids.size() * static_cast<std::size_t>(columns));
   for (std::size_t li = 0; li < layout.layers.size(); ++li) {
     const auto& layer = layout.layers[li];
-    engram::hash_batch(layout, li, ids.data(), batch, tokens, out.data(), row_ids, 0);
     ojson hashes = ojson::array();
     for (std::int64_t b = 0; b < batch; ++b) {
       ojson row = ojson::array();
       for (std::int64_t t = 0; t < tokens; ++t) {
-        const auto* p = out.data() + (b * tokens + t) * columns;
+        const auto* p = hashed[li].data() + (b * tokens + t) * columns;
         row.push_back(std::vector<std::int64_t>(p, p + columns));
       }
       hashes.push_back(std::move(row));
@@ -257,7 +272,7 @@ void register_engram(CLI::App& app, Action& action) {
   CLI::App* hash = engram->add_subcommand(
       "hash", "Hash compressed ids: {\"layers\": {id: {multipliers, primes, rows, hashes [B][T][columns]}}}");
   hash->add_option("--config", *config, "JSON config (keys of hash-cases.json)")->required();
-  hash->add_option("--tokens", *tokens, "JSON list of rows of compressed ids")->required();
+  hash->add_option("--tokens", *tokens, "JSON list of rows of compressed ids (or one flat list: one row)")->required();
   hash->add_flag("--row-ids", *row_ids, "Add each column's offset: table row ids instead of hashes");
   hash->add_option("--out", *out, "Output file, written atomically ('-' = stdout)")->capture_default_str();
   // Bound to nothing: a flag variable would have to outlive this function (the callback does not use it).
@@ -279,6 +294,8 @@ void register_engram(CLI::App& app, Action& action) {
   check->add_option("case", *layer_case, "Case JSON written by shared/reference/engram_layer_ref.py")->required();
   check->add_flag("--json", *layer_json, "JSON output");
   check->callback([=, &action] { action = [=] { return run_check_layer(*layer_case, *layer_json); }; });
+
+  register_engram_rows(engram, action);
 }
 
 }  // namespace hashmem::cli

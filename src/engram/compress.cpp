@@ -19,12 +19,11 @@
 #include "hashmem/engram.hpp"
 #include "hashmem/error.hpp"
 #include "hashmem/mapped_file.hpp"
+#include "tokenize/byte_level.hpp"
+#include "tokenize/hf_json.hpp"
 
 namespace hashmem::engram {
 namespace {
-
-// Above this a tokenizer is surely malformed (and its lookup would not fit comfortably in memory).
-constexpr std::int64_t kMaxTokenizerEntries = std::int64_t{1} << 26;
 
 const std::string kReplacementCharacter = "\xEF\xBF\xBD";  // U+FFFD in UTF-8
 
@@ -46,20 +45,6 @@ bool is_valid_utf8(const std::string& bytes) {
   int32_t length = 0;
   u_strFromUTF8(nullptr, 0, &length, bytes.data(), static_cast<int32_t>(bytes.size()), &status);
   return status == U_BUFFER_OVERFLOW_ERROR || U_SUCCESS(status);
-}
-
-// The GPT-2 byte-level alphabet: each byte 0..255 is shown as one code point; returns code point → byte
-// (-1 where a code point is not in the alphabet). Printable Latin-1 bytes stand for themselves; the other 68
-// bytes take 256, 257, ... in byte order.
-std::array<int, 324> byte_level_decoder() {
-  std::array<int, 324> to_byte;
-  to_byte.fill(-1);
-  int next = 256;
-  for (int b = 0; b < 256; ++b) {
-    const bool printable = (b >= '!' && b <= '~') || (b >= 0xA1 && b <= 0xAC) || (b >= 0xAE && b <= 0xFF);
-    to_byte[static_cast<std::size_t>(printable ? b : next++)] = b;
-  }
-  return to_byte;
 }
 
 // The key of one token: its raw form when its decoded bytes are not clean UTF-8, else its normalised text
@@ -99,15 +84,6 @@ bool has_byte_level_decoder(const nlohmann::json& decoder) {
     }
   }
   return false;
-}
-
-std::int64_t checked_id(const nlohmann::json& value, const std::string& where) {
-  if (!value.is_number_integer()) throw Error(where + " is not an integer id");
-  const std::int64_t id = value.get<std::int64_t>();
-  if (id < 0 || id >= kMaxTokenizerEntries) {
-    throw Error(where + " = " + std::to_string(id) + " is outside [0, " + std::to_string(kMaxTokenizerEntries) + ")");
-  }
-  return id;
 }
 
 }  // namespace
@@ -160,84 +136,26 @@ std::string normalize_token_text(const std::string& utf8) {
 
 Compression compress_hf_tokenizer(const std::string& path) {
   const MappedFile file(path);
-  nlohmann::json tokenizer;
-  try {
-    tokenizer = nlohmann::json::parse(file.view());
-  } catch (const nlohmann::json::exception& e) {
-    throw Error(path + ": not a tokenizer.json: " + e.what());
-  }
-  if (!tokenizer.is_object()) throw Error(path + ": not a tokenizer.json: the top level is not an object");
-  const auto model = tokenizer.find("model");
-  if (model == tokenizer.end() || !model->is_object()) throw Error(path + ": no \"model\" object");
-  const auto type = model->find("type");
-  if (type == model->end() || *type != "BPE") {
-    throw Error(path + ": model.type is " + (type == model->end() ? std::string("missing") : type->dump()) +
-                ", only byte-level BPE tokenizers are supported");
-  }
+  const nlohmann::json tokenizer = tokenize::parse_hf_bpe_tokenizer(file.view(), path);
   const auto decoder = tokenizer.find("decoder");
   if (decoder == tokenizer.end() || !has_byte_level_decoder(*decoder)) {
     throw Error(path + ": the decoder is not ByteLevel, only byte-level BPE tokenizers are supported");
   }
-  const auto vocab = model->find("vocab");
-  if (vocab == model->end() || !vocab->is_object()) throw Error(path + ": model.vocab is not an object");
-
-  // Every id up to the largest gets a slot below, so the largest id is bounded by how many entries the file
-  // names: holes may be as many as the named ids (plus a little), no more. (A few tokens and one id of 30,000,000
-  // took gigabytes; found by fuzz_hf_tokenizer.) Mistyped ids are left to the checks below.
-  {
-    const auto added = tokenizer.find("added_tokens");
-    std::size_t named = vocab->size();
-    std::int64_t largest = -1;
-    auto consider = [&](const nlohmann::json& id) {
-      if (!id.is_number_integer()) return;
-      const std::int64_t v = id.get<std::int64_t>();
-      if (v >= 0 && v < kMaxTokenizerEntries) largest = std::max(largest, v);
-    };
-    for (const auto& [token, value] : vocab->items()) consider(value);
-    if (added != tokenizer.end() && added->is_array()) {
-      named += added->size();
-      for (const auto& entry : *added) {
-        if (entry.is_object() && entry.contains("id")) consider(entry["id"]);
-      }
-    }
-    if (largest >= 0 && static_cast<std::uint64_t>(largest) >= 2 * static_cast<std::uint64_t>(named) + 256) {
-      throw Error(path + ": ids run to " + std::to_string(largest) + " but the file names only " + std::to_string(named) +
-                  " tokens: a tokenizer whose ids are mostly holes is refused (each id up to the largest takes memory)");
-    }
-  }
+  const tokenize::HfVocab vocab = tokenize::read_hf_vocab(tokenizer, path);
+  if (vocab.entries == 0) throw Error(path + ": the tokenizer has no tokens");
 
   // id → (text, raw); ids no entry names decode to "" (as the reference's decode does).
-  std::vector<std::string> text, raw;
-  std::vector<char> known, is_added;
-  auto slot = [&](std::int64_t id) {
-    if (static_cast<std::size_t>(id) >= text.size()) {
-      text.resize(static_cast<std::size_t>(id) + 1);
-      raw.resize(static_cast<std::size_t>(id) + 1);
-      known.resize(static_cast<std::size_t>(id) + 1, 0);
-      is_added.resize(static_cast<std::size_t>(id) + 1, 0);
-    }
-    return static_cast<std::size_t>(id);
-  };
-  const auto added = tokenizer.find("added_tokens");
-  if (added != tokenizer.end()) {
-    if (!added->is_array()) throw Error(path + ": added_tokens is not a list");
-    for (std::size_t k = 0; k < added->size(); ++k) {
-      const auto& entry = (*added)[k];
-      const std::string where = path + ": added_tokens[" + std::to_string(k) + "]";
-      if (!entry.is_object() || !entry.contains("id") || !entry.contains("content") || !entry["content"].is_string()) {
-        throw Error(where + " needs an integer \"id\" and a string \"content\"");
-      }
-      const std::size_t i = slot(checked_id(entry["id"], where + ".id"));
-      // An added token decodes to its content, whatever model.vocab says of its id (decode checks it first).
-      is_added[i] = 1;
-      text[i] = raw[i] = entry["content"].get<std::string>();
-    }
+  const auto entries = static_cast<std::size_t>(vocab.entries);
+  std::vector<std::string> text(entries), raw(entries);
+  std::vector<char> is_added(entries, 0);
+  for (const auto& token : vocab.added) {
+    // An added token decodes to its content, whatever model.vocab says of its id (decode checks it first).
+    is_added[static_cast<std::size_t>(token.id)] = 1;
+    text[static_cast<std::size_t>(token.id)] = raw[static_cast<std::size_t>(token.id)] = token.content;
   }
-  const auto to_byte = byte_level_decoder();
-  for (const auto& [token, value] : vocab->items()) {
-    const std::size_t i = slot(checked_id(value, path + ": model.vocab[" + nlohmann::json(token).dump() + "]"));
-    if (known[i]) throw Error(path + ": model.vocab gives id " + std::to_string(i) + " to two tokens");
-    known[i] = 1;
+  constexpr auto to_byte = tokenize::byte_level_decoder();
+  for (const auto& [token, id] : vocab.vocab) {
+    const auto i = static_cast<std::size_t>(id);
     if (is_added[i]) continue;
     raw[i] = token;
     const icu::UnicodeString chars = icu::UnicodeString::fromUTF8(token);
@@ -252,8 +170,7 @@ Compression compress_hf_tokenizer(const std::string& path) {
       k += U16_LENGTH(c);
     }
   }
-  if (text.empty()) throw Error(path + ": the tokenizer has no tokens");
-  return compress_keys(static_cast<std::int64_t>(text.size()), [&](std::int64_t id) {
+  return compress_keys(vocab.entries, [&](std::int64_t id) {
     const std::size_t i = static_cast<std::size_t>(id);
     return token_key(text[i], raw[i]);
   });

@@ -22,6 +22,7 @@
 #include "hashmem/safetensors.hpp"
 #include "hashmem/store.hpp"
 #include "model/run_files.hpp"
+#include "../bpe_test_tokenizers.hpp"
 
 namespace {
 
@@ -120,6 +121,66 @@ engram::Config tiny_engram(int max_ngram, int heads, std::vector<std::int64_t> l
 void seed_hf_tokenizer() {
   put("hf_tokenizer", "small.json", kSmallTokenizer);
   put("hf_tokenizer", "sequence.json", kSequenceTokenizer);
+}
+
+// bpe_tokenizer seeds: a tokenizer.json, a NUL byte, a text. The hand-made tokenizer of the encoder's tests, one of
+// DeepSeek-V3's shape (its pre-tokenizer regexes and added-token style over a vocabulary of the 256 byte characters
+// and a few merges), and one of GPT-2's shape (ByteLevel with its own regex, a normalizer, byte fallback).
+nlohmann::json byte_vocab_tokenizer() {
+  nlohmann::json j = nlohmann::json::parse(R"({"added_tokens": [], "normalizer": null, "decoder": {"type": "ByteLevel"},
+    "model": {"type": "BPE", "vocab": {}, "merges": []}})");
+  std::string chars[256];
+  for (int b = 0, next = 256; b < 256; ++b) {
+    const bool printable = (b >= '!' && b <= '~') || (b >= 0xA1 && b <= 0xAC) || (b >= 0xAE && b <= 0xFF);
+    const int c = printable ? b : next++;
+    chars[b] = c < 0x80 ? std::string(1, static_cast<char>(c))
+                        : std::string{static_cast<char>(0xC0 | (c >> 6)), static_cast<char>(0x80 | (c & 0x3F))};
+    j["model"]["vocab"][chars[b]] = b;
+  }
+  int id = 256;
+  auto merge = [&](const std::string& a, const std::string& b) {
+    j["model"]["merges"].push_back(a + " " + b);
+    if (!j["model"]["vocab"].contains(a + b)) j["model"]["vocab"][a + b] = id++;
+  };
+  const std::string space = chars[0x20];
+  merge(space, "t");
+  merge("h", "e");
+  merge(space + "t", "he");
+  merge("i", "n");
+  merge(space, space);
+  merge("1", "2");
+  merge(chars[0xE4], chars[0xBD]);
+  return j;
+}
+
+void seed_bpe_tokenizer() {
+  auto put_seed = [](const std::string& name, const nlohmann::json& tokenizer, const std::string& text) {
+    put("bpe_tokenizer", name, tokenizer.dump() + std::string(1, '\0') + text);
+  };
+  put_seed("small.bin", testing::small_tokenizer(), "abc bca aab  x12 <s> c <x> c\n");
+
+  nlohmann::json deepseek = byte_vocab_tokenizer();
+  deepseek["pre_tokenizer"] = nlohmann::json::parse(R"({"type": "Sequence", "pretokenizers": [
+    {"type": "Split", "pattern": {"Regex": "\\p{N}{1,3}"}, "behavior": "Isolated", "invert": false},
+    {"type": "Split", "pattern": {"Regex": "[\u4e00-\u9fa5\u3040-\u309f\u30a0-\u30ff]+"}, "behavior": "Isolated",
+     "invert": false},
+    {"type": "Split", "pattern": {"Regex": "[!\"#$%&'()*+,\\-./:;<=>?@\\[\\\\\\]^_`{|}~][A-Za-z]+|[^\r\n\\p{L}\\p{P}\\p{S}]?[\\p{L}\\p{M}]+| ?[\\p{P}\\p{S}]+[\r\n]*|\\s*[\r\n]+|\\s+(?!\\S)|\\s+"},
+     "behavior": "Isolated", "invert": false},
+    {"type": "ByteLevel", "add_prefix_space": false, "trim_offsets": true, "use_regex": false}]})");
+  deepseek["added_tokens"] = nlohmann::json::parse(R"([
+    {"id": 300, "content": "<\uff5cbegin\u2581of\u2581sentence\uff5c>", "special": true, "lstrip": false, "rstrip": false},
+    {"id": 301, "content": "<\uff5cUser\uff5c>", "special": false, "normalized": true}])");
+  put_seed("deepseek-shape.bin", deepseek,
+           "<\uff5cbegin\u2581of\u2581sentence\uff5c>The 12345 \u4f60\u597d, world!\r\n\tdon't \U0001F44D\U0001F3FD"
+           "  \u00e9e\u0301 <\uff5cUser\uff5c>x");
+
+  nlohmann::json gpt2 = byte_vocab_tokenizer();
+  gpt2["pre_tokenizer"] = nlohmann::json::parse(R"({"type": "ByteLevel", "add_prefix_space": true, "use_regex": true})");
+  gpt2["normalizer"] = nlohmann::json::parse(R"({"type": "Sequence", "normalizers": [{"type": "NFKC"}]})");
+  gpt2["model"]["byte_fallback"] = true;
+  gpt2["model"]["ignore_merges"] = true;
+  gpt2["added_tokens"] = nlohmann::json::parse(R"([{"id": 400, "content": "<|endoftext|>", "lstrip": true, "rstrip": true}])");
+  put_seed("gpt2-shape.bin", gpt2, "the in 12 \uff21  <|endoftext|>  the'll\n\n");
 }
 
 void seed_sentencepiece() {
@@ -250,6 +311,7 @@ int main(int argc, char** argv) {
   root = argv[1];
   try {
     seed_hf_tokenizer();
+    seed_bpe_tokenizer();
     seed_sentencepiece();
     seed_safetensors();
     seed_attention_inputs();
