@@ -3,6 +3,7 @@
 #include <gtest/gtest.h>
 
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "hashmem/c_api.h"
@@ -69,6 +70,40 @@ TEST(CApi, GatherEqualsTheCppTableOnEveryTierAndDtype) {
       hm_table_close(t);
     }
   }
+}
+
+// The header's promise: one table, many threads gathering and prefetching at once (the SSD tier's small cache
+// makes them evict each other's rows), each getting the C++ Table's rows.
+TEST(CApi, ManyThreadsShareOneTable) {
+  ScratchDir dir;
+  const std::string path = make_table(dir, DType::fp8);
+  const auto cpp = Table::open(path);
+  char* err = nullptr;
+  hm_table* t = hm_table_open(path.c_str(), "{\"tier\": \"ssd\", \"dram_budget\": 8192}", &err);
+  ASSERT_NE(t, nullptr) << take_error(err);
+  const std::int64_t rows = hm_table_rows(t, 1);
+  std::vector<std::string> failures(4);
+  std::vector<std::thread> threads;
+  for (int k = 0; k < 4; ++k) {
+    threads.emplace_back([&, k] {
+      for (std::int64_t i = 0; i < 200; ++i) {
+        const std::vector<std::int64_t> ids = {(i * 7 + k) % rows, (i * 13 + 3 * k) % rows};
+        std::vector<float> want(64), got(64), fetched(64);
+        cpp->gather(1, ids.data(), ids.size(), want.data());
+        char* e = nullptr;
+        hm_table_gather_f32(t, 1, ids.data(), ids.size(), got.data(), &e);
+        hm_ticket_gather_f32(hm_table_prefetch(t, 1, ids.data(), ids.size(), &e), fetched.data(), &e);
+        if (e != nullptr || got != want || fetched != want) {
+          failures[k] = e ? e : "rows differ at step " + std::to_string(i);
+          hm_free(e);
+          return;
+        }
+      }
+    });
+  }
+  for (auto& th : threads) th.join();
+  hm_table_close(t);
+  for (const auto& f : failures) EXPECT_EQ(f, "");
 }
 
 TEST(CApi, OpenErrorsNameThePathAndTheOption) {
