@@ -1,5 +1,6 @@
 #include "store/cache_min.hpp"
 
+#include <functional>
 #include <queue>
 #include <string>
 #include <utility>
@@ -41,13 +42,25 @@ class MinCache {
     *next = heap_.top().first;
     return heap_.top().second;
   }
+  // Many rows at once (the preload): one heap construction instead of a push each.
+  void set_all(const std::vector<std::int64_t>& rows, const std::vector<std::int64_t>& next) {
+    std::vector<std::pair<std::int64_t, std::int64_t>> entries;
+    entries.reserve(rows.size());
+    for (std::size_t k = 0; k < rows.size(); ++k) {
+      if (next_of_.find(rows[k]) >= 0) throw Error("simulate_min: preloaded row " + std::to_string(rows[k]) + " twice");
+      next_of_.set(rows[k], next[k]);
+      entries.emplace_back(next[k], rows[k]);
+    }
+    heap_ = Heap(Heap::value_compare(), std::move(entries));
+  }
   void evict(std::int64_t row) { next_of_.erase(row); }
   bool full() const { return static_cast<std::int64_t>(next_of_.size()) >= capacity_; }
 
  private:
   std::int64_t capacity_;
   RowMap next_of_;
-  std::priority_queue<std::pair<std::int64_t, std::int64_t>> heap_;
+  using Heap = std::priority_queue<std::pair<std::int64_t, std::int64_t>>;
+  Heap heap_;
 };
 
 // The first access of each row of `initial` (or a distinct never-value past the stream's).
@@ -79,11 +92,8 @@ SimResult run_min(const std::vector<std::int64_t>& initial, std::int64_t capacit
   MinCache cache(capacity);
   RowMap seen(initial.size());  // rows touched or preloaded so far: a miss on any other row is compulsory
   const std::vector<std::int64_t> first = first_uses(initial, stream, n);
-  for (std::size_t k = 0; k < initial.size(); ++k) {
-    if (cache.resident(initial[k])) throw Error("simulate_min: preloaded row " + std::to_string(initial[k]) + " twice");
-    cache.set_next(initial[k], first[k]);
-    seen.set(initial[k], 1);
-  }
+  cache.set_all(initial, first);
+  for (std::int64_t row : initial) seen.set(row, 1);
   SimResult r;
   r.accesses = static_cast<std::int64_t>(n);
   for (std::size_t i = 0; i < n; ++i) {
