@@ -207,7 +207,7 @@ void register_cache(CLI::App* bench, Action& action) {
   c->add_option("--eval", o->eval, "Held-out files simulated on (same formats)");
   c->add_option("--tokenizer", o->tokenizer, "tokenizer.json for text files (and the compression of ids)");
   c->add_option("--preset", o->preset, "Engram preset giving the tables' shape");
-  c->add_option("--budgets", o->budgets, "Budgets as fractions of all the tables' rows");
+  c->add_option("--budgets", o->budgets, "Budgets as fractions of all the tables' rows (comma-separated)")->delimiter(',');
   c->add_option("--max-train-tokens", o->max_train_tokens, "Stop the profile trace after this many tokens (0: all)");
   c->add_option("--max-eval-tokens", o->max_eval_tokens, "Stop the held-out trace after this many tokens (0: all)");
   c->add_option("--static-fraction", o->static_fraction, "Tiered layout: share of the budget held by the hot set");
