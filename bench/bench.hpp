@@ -16,7 +16,7 @@ namespace hashmem::bench {
 // What a parsed subcommand runs; returns the exit status.
 using Action = std::function<int()>;
 
-// Registers hashhop, engram-hash, store, gather, table-create and attention under `bench`.
+// Registers hashhop, engram-hash, store, gather, table-create, attention and cache under `bench`.
 void register_parts(CLI::App* bench, Action& action);
 
 // One registration per part (bench/<part>.cpp).
@@ -25,6 +25,7 @@ void register_engram_hash(CLI::App* bench, Action& action);
 void register_store(CLI::App* bench, Action& action);  // bench store, bench gather
 void register_attention(CLI::App* bench, Action& action);
 void register_table_create(CLI::App* bench, Action& action);
+void register_cache(CLI::App* bench, Action& action);  // bench/cache_study.cpp
 
 // Prints `value` as pretty JSON on stdout (the --json output of every part).
 void print_json(const nlohmann::ordered_json& value);

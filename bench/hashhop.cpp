@@ -199,6 +199,7 @@ void register_parts(CLI::App* bench, Action& action) {
   register_store(bench, action);
   register_table_create(bench, action);
   register_attention(bench, action);
+  register_cache(bench, action);
 }
 
 void print_json(const nlohmann::ordered_json& value) { std::cout << value.dump(2) << std::endl; }

@@ -65,6 +65,9 @@ std::unique_ptr<CachePolicy> make_policy(Policy policy, std::int64_t capacity);
 
 struct SimResult {
   std::int64_t accesses = 0, hits = 0;
+  // Misses no replacement can avoid (first touches of rows not resident at the start); filled by the MIN
+  // simulators (cache_min.hpp) only, 0 elsewhere.
+  std::int64_t compulsory = 0;
   double hit_ratio() const { return accesses ? static_cast<double>(hits) / static_cast<double>(accesses) : 0.0; }
 };
 
