@@ -58,8 +58,8 @@ inline __mmask8 rounding_is_certain(__m512d v) {
 }
 
 // sqrt(x) for x in (0, 2^10), within ~2^−50 relative (not correctly rounded: the rounding check below allows
-// 2^−40). vsqrtpd is not pipelined (one per ~16 cycles here, 15 % of the whole init under perf); this is the
-// 2^−14 estimate, one Newton step for 1/sqrt (2^−27) and one residual correction with an exact FMA residual
+// 2^−40). vsqrtpd is not pipelined (one per ~16 cycles here), so the four interleaved groups would queue on
+// it; this is the 2^−14 estimate, one Newton step for 1/sqrt (2^−27) and one residual correction with an exact FMA residual
 // (r0 + (y/2)·(x − r0²): error ~(2^−27)² plus roundings), all pipelined. x = 0 (u1 = 1) gives NaN, and
 // u1 that close to 1 is recomputed by the scalar path anyway.
 inline __m512d sqrt_near(__m512d x) {
