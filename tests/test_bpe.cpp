@@ -24,14 +24,7 @@ using nlohmann::json;
 using testing::small_tokenizer;
 using Ids = std::vector<std::int32_t>;
 
-std::string error_of(const std::function<void()>& f) {
-  try {
-    f();
-  } catch (const Error& e) {
-    return e.what();
-  }
-  return "no error";
-}
+using testing::error_of;
 
 Tokenizer load(const json& j) { return Tokenizer::from_json_text(j.dump(), "test.json"); }
 

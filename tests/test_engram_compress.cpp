@@ -15,14 +15,7 @@ namespace {
 using nlohmann::json;
 using testing::ScratchDir;
 
-std::string error_of(const std::function<void()>& f) {
-  try {
-    f();
-  } catch (const Error& e) {
-    return e.what();
-  }
-  return "no error";
-}
+using testing::error_of;
 
 // ---- the normaliser ----
 

@@ -4,14 +4,26 @@
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
+#include <functional>
 #include <sstream>
 #include <string>
 #include <sys/wait.h>
 #include <unistd.h>
 
 #include "hashmem/engram.hpp"
+#include "hashmem/error.hpp"
 
 namespace hashmem::testing {
+
+// The message of the hashmem::Error that f throws, or "no error".
+inline std::string error_of(const std::function<void()>& f) {
+  try {
+    f();
+  } catch (const Error& e) {
+    return e.what();
+  }
+  return "no error";
+}
 
 // A fresh directory under the system temp dir, removed with its contents at the end of the test.
 class ScratchDir {
