@@ -217,17 +217,7 @@ TEST(EngramCompressConformance, DeepSeekV3EqualsCompressRef) {
 
 // ---- the CLI ----
 
-class EngramCli : public ::testing::Test {
- protected:
-  testing::CommandResult run(const std::string& args) {
-    return testing::run_command(std::string(HASHMEM_CLI) + " " + args, dir_.path().string());
-  }
-  std::string file(const std::string& name, const std::string& text) {
-    testing::write_file(dir_.file(name), text);
-    return dir_.file(name);
-  }
-  ScratchDir dir_;
-};
+using EngramCli = testing::CliTest;
 
 TEST_F(EngramCli, CompressPrintsSummaryAndWritesLookup) {
   const std::string tok = file("tokenizer.json", kSmallTokenizer);

@@ -21,15 +21,8 @@ const std::string kDeepSeekTokenizer = HASHMEM_DEEPSEEK_TOKENIZER;
 const std::string kSmallConfig =
     R"({"vocab_per_order":[1000,2000],"max_ngram":3,"heads":4,"layers":[0,3],"pad_id":0,"seed":7,"compressed_vocab":500})";
 
-class EngramRowsCli : public ::testing::Test {
+class EngramRowsCli : public testing::CliTest {
  protected:
-  testing::CommandResult run(const std::string& args) {
-    return testing::run_command(std::string(HASHMEM_CLI) + " " + args, dir_.path().string());
-  }
-  std::string file(const std::string& name, const std::string& text) {
-    testing::write_file(dir_.file(name), text);
-    return dir_.file(name);
-  }
   // `engram hash --row-ids` of one sequence of compressed ids: layer id → [tokens][columns].
   json hash_row_ids(const std::string& config_path, const json& compressed) {
     const auto r = run("engram hash --row-ids --config " + config_path + " --tokens " +
@@ -40,7 +33,6 @@ class EngramRowsCli : public ::testing::Test {
     for (const auto& [layer, value] : hashed["layers"].items()) out[layer] = value["row_ids"][0];
     return out;
   }
-  ScratchDir dir_;
 };
 
 TEST_F(EngramRowsCli, EqualsTheLibraryAndEngramHashRowIds) {

@@ -382,13 +382,7 @@ TEST(HashHopFuzzRegression, SearchTimeIsLinearInTheDataset) {
 
 // ---- the CLI: bad input gives one clear line, a non-zero exit, and no file ----
 
-class HashHopCli : public ::testing::Test {
- protected:
-  testing::CommandResult run(const std::string& args) {
-    return testing::run_command(std::string(HASHMEM_CLI) + " " + args, dir_.path().string());
-  }
-  ScratchDir dir_;
-};
+using HashHopCli = testing::CliTest;
 
 TEST_F(HashHopCli, BadInputIsOneClearLineAndNoFile) {
   const std::string out = dir_.file("out.jsonl");

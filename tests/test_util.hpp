@@ -102,4 +102,20 @@ inline bool have_shared() { return std::filesystem::exists(HASHMEM_SHARED_DIR "/
     if (!::hashmem::testing::have_system_python()) GTEST_SKIP() << "skipped: " HASHMEM_SYSTEM_PYTHON " is missing"; \
   } while (0)
 
+#ifdef HASHMEM_CLI
+// A fixture for tests of the CLI: run(args) runs build/bin/hashmem in a scratch directory; file(name, text)
+// writes a file there and returns its path. (Needs <gtest/gtest.h> before this header.)
+class CliTest : public ::testing::Test {
+ protected:
+  CommandResult run(const std::string& args) {
+    return run_command(std::string(HASHMEM_CLI) + " " + args, dir_.path().string());
+  }
+  std::string file(const std::string& name, const std::string& text) {
+    write_file(dir_.file(name), text);
+    return dir_.file(name);
+  }
+  ScratchDir dir_;
+};
+#endif
+
 }  // namespace hashmem::testing
