@@ -18,6 +18,8 @@ struct StoreBenchOptions {
   std::string corpus = "build/data/corpus";     // train.txt, valid.txt, spm.model (hashmem data prepare)
   std::string python = HASHMEM_SYSTEM_PYTHON;   // for the PNG plots (matplotlib); skipped if missing
   double seconds = 3.0;                          // per measured figure
+  int rounds = 5;                                // SSD figure: alternated rounds of raw and ours
+  int queue_depth = 64;                          // SSD figure: the tier's queue depth (raw io_uring: 64)
   std::uint64_t big_table_bytes = 9ull << 30;    // the text-workload table (>= 8 GiB)
   std::int64_t big_dim = 64;                     // f32 values per row (256 B rows)
   double budget_fraction = 0.25;                 // DRAM budget / table bytes

@@ -132,6 +132,8 @@ class FileDevice final : public RowDevice {
     r.io.offset = off / kAlign * kAlign;
     r.io.length = static_cast<std::uint32_t>((off + rb_ - r.io.offset + kAlign - 1) / kAlign * kAlign);
     r.io.buffer = buffer;
+    r.io.copy_offset = static_cast<std::uint32_t>(off - r.io.offset);  // only the row's bytes are used
+    r.io.copy_length = static_cast<std::uint32_t>(rb_);
   }
   void submit(RowRead* const* reads, std::size_t n) override {
     requests_.clear();

@@ -2,9 +2,11 @@
 
 #include <algorithm>
 #include <cerrno>
-#include <vector>
+#include <cstdlib>
 #include <cstring>
+#include <vector>
 #include <sys/eventfd.h>
+#include <sys/uio.h>
 #include <unistd.h>
 
 #include "common/fault_injection.hpp"
@@ -14,6 +16,11 @@ namespace hashmem::store {
 namespace {
 // user_data of the eventfd read that wakes the thread when work arrives or on shutdown.
 constexpr std::uint64_t kWakeupTag = ~std::uint64_t{0};
+// Reads submitted per io_uring_enter. One, as a plain QD-n loop does: submitting a whole refill of ~60 reads in one
+// call kept each read's completion waiting for the rest of the batch's kernel-side submission (~7 µs per O_DIRECT
+// read on this VM) and reaped completions in bursts of ~60; one read per call reaps between submissions
+// (bench store, SSD figure: median of alternated rounds 81/80 % of raw io_uring → 86/87 %).
+constexpr std::size_t kSubmitChunk = 1;
 }  // namespace
 
 IoEngine::IoEngine(int fd, int queue_depth, const std::string& path)
@@ -25,6 +32,17 @@ IoEngine::IoEngine(int fd, int queue_depth, const std::string& path)
     io_uring_queue_exit(&ring_);
     throw Error(std::string("cannot create an eventfd: ") + std::strerror(errno));
   }
+  const std::size_t pool = static_cast<std::size_t>(queue_depth_) * kBounceBytes;
+  bounce_ = static_cast<std::uint8_t*>(std::aligned_alloc(4096, pool));
+  if (bounce_ == nullptr) {
+    io_uring_queue_exit(&ring_);
+    ::close(wakeup_fd_);
+    throw std::bad_alloc();
+  }
+  std::memset(bounce_, 0, pool);  // resident before the first read
+  for (int i = queue_depth_; i-- > 0;) free_bounce_.push_back(i);
+  iovec v{bounce_, pool};
+  fixed_ = io_uring_register_buffers(&ring_, &v, 1) == 0;  // else plain reads into the same buffers
   arm_wakeup();
   io_uring_submit(&ring_);
   thread_ = std::thread([this] { loop(); });
@@ -40,6 +58,7 @@ IoEngine::~IoEngine() {
   thread_.join();
   io_uring_queue_exit(&ring_);
   ::close(wakeup_fd_);
+  std::free(bounce_);
 }
 
 void IoEngine::arm_wakeup() {
@@ -54,6 +73,7 @@ void IoEngine::submit(ReadRequest* const* requests, std::size_t n) {
     std::lock_guard<std::mutex> lock(mu_);
     for (std::size_t i = 0; i < n; ++i) {
       requests[i]->done = false;
+      requests[i]->waited = false;
       pending_.push_back(requests[i]);
     }
   }
@@ -68,7 +88,10 @@ bool IoEngine::done(const ReadRequest* r) {
 
 void IoEngine::wait(ReadRequest* r, std::uint32_t need) {
   std::unique_lock<std::mutex> lock(mu_);
-  cv_.wait(lock, [&] { return r->done; });
+  if (!r->done) {
+    r->waited = true;
+    cv_.wait(lock, [&] { return r->done; });
+  }
   if (r->result < 0) {
     throw Error("cannot read '" + path_ + "' at byte " + std::to_string(r->offset) + ": " + std::strerror(-r->result));
   }
@@ -80,12 +103,13 @@ void IoEngine::wait(ReadRequest* r, std::uint32_t need) {
 
 void IoEngine::loop() {
   std::vector<ReadRequest*> batch;
+  std::vector<std::pair<ReadRequest*, int>> completions;
   for (;;) {
     batch.clear();
     {
       std::lock_guard<std::mutex> lock(mu_);
       if (stop_ && in_flight_ == 0) return;
-      while (!stop_ && in_flight_ < queue_depth_ && !pending_.empty()) {
+      while (!stop_ && in_flight_ < queue_depth_ && !pending_.empty() && batch.size() < kSubmitChunk) {
         batch.push_back(pending_.front());
         pending_.pop_front();
         ++in_flight_;
@@ -103,9 +127,7 @@ void IoEngine::loop() {
         completed_now.emplace_back(r, f.error ? -f.error : 0);
         continue;
       }
-      io_uring_sqe* sqe = io_uring_get_sqe(&ring_);  // room: at most queue_depth reads + the wakeup are queued
-      io_uring_prep_read(sqe, fd_, r->buffer, length, r->offset);
-      io_uring_sqe_set_data(sqe, r);
+      prepare_read(r, length);
     }
     if (!completed_now.empty()) {
       std::lock_guard<std::mutex> lock(mu_);
@@ -115,9 +137,11 @@ void IoEngine::loop() {
         --in_flight_;
         ++reads_;
       }
-      cv_.notify_all();
+      cv_.notify_all();  // rare (injected faults): no need to look for waiters
     }
-    int err = io_uring_submit_and_wait(&ring_, 1);
+    // With reads to submit, submit without waiting and reap what has completed; sleep only when the queue is full
+    // or nothing is pending.
+    int err = batch.empty() ? io_uring_submit_and_wait(&ring_, 1) : io_uring_submit(&ring_);
     if (err < 0 && err != -EINTR && err != -EAGAIN && err != -EBUSY) {
       // The ring itself failed: fail everything in flight so no waiter hangs.
       std::lock_guard<std::mutex> lock(mu_);
@@ -130,27 +154,69 @@ void IoEngine::loop() {
     }
     io_uring_cqe* cqe;
     unsigned head, seen = 0;
-    bool rearm = false;
+    bool rearm = false, wake = false;
+    // Take the completions off the ring, copying bounced bytes outside the lock (the bounce buffers are this
+    // thread's); then publish them under the lock.
+    completions.clear();
+    io_uring_for_each_cqe(&ring_, head, cqe) {
+      ++seen;
+      if (io_uring_cqe_get_data64(cqe) == kWakeupTag) {
+        rearm = true;
+        continue;
+      }
+      auto* r = static_cast<ReadRequest*>(io_uring_cqe_get_data(cqe));
+      copy_bounced(r, cqe->res);
+      completions.emplace_back(r, cqe->res);
+    }
+    io_uring_cq_advance(&ring_, seen);
     {
       std::lock_guard<std::mutex> lock(mu_);
-      io_uring_for_each_cqe(&ring_, head, cqe) {
-        ++seen;
-        if (io_uring_cqe_get_data64(cqe) == kWakeupTag) {
-          rearm = true;
-          continue;
-        }
-        auto* r = static_cast<ReadRequest*>(io_uring_cqe_get_data(cqe));
-        r->result = cqe->res;
+      for (auto [r, result] : completions) {
+        r->result = result;
         r->done = true;
+        wake |= r->waited;
         --in_flight_;
         ++reads_;
-        if (cqe->res > 0) bytes_ += static_cast<std::uint64_t>(cqe->res);
+        if (result > 0) bytes_ += static_cast<std::uint64_t>(result);
       }
-      io_uring_cq_advance(&ring_, seen);
       if (rearm && !stop_) arm_wakeup();
     }
-    if (seen) cv_.notify_all();
+    // Wake the callers only when a request one of them sleeps on is done, not on every completion batch (each
+    // needless wake-up is a futex call on this thread, between two submissions).
+    if (wake) cv_.notify_all();
   }
+}
+
+// One SQE for r: through a free bounce buffer when r names the bytes it needs and fits one (there is always one
+// free: at most queue_depth reads are in flight), else straight into r->buffer.
+void IoEngine::prepare_read(ReadRequest* r, std::uint32_t length) {
+  io_uring_sqe* sqe = io_uring_get_sqe(&ring_);  // room: at most queue_depth reads + the wakeup are queued
+  r->bounce = -1;
+  if (r->copy_length > 0 && length <= kBounceBytes && !free_bounce_.empty()) {
+    r->bounce = free_bounce_.back();
+    free_bounce_.pop_back();
+    std::uint8_t* b = bounce_ + static_cast<std::size_t>(r->bounce) * kBounceBytes;
+    if (fixed_) {
+      io_uring_prep_read_fixed(sqe, fd_, b, length, r->offset, 0);
+    } else {
+      io_uring_prep_read(sqe, fd_, b, length, r->offset);
+    }
+  } else {
+    io_uring_prep_read(sqe, fd_, r->buffer, length, r->offset);
+  }
+  io_uring_sqe_set_data(sqe, r);
+}
+
+// Copies what a bounced read brought of r's needed bytes into r->buffer and frees the bounce buffer.
+void IoEngine::copy_bounced(ReadRequest* r, int result) {
+  if (r->bounce < 0) return;
+  const std::uint8_t* b = bounce_ + static_cast<std::size_t>(r->bounce) * kBounceBytes;
+  if (result > static_cast<int>(r->copy_offset)) {
+    const std::uint32_t n = std::min<std::uint32_t>(r->copy_length, static_cast<std::uint32_t>(result) - r->copy_offset);
+    std::memcpy(static_cast<std::uint8_t*>(r->buffer) + r->copy_offset, b + r->copy_offset, n);
+  }
+  free_bounce_.push_back(r->bounce);
+  r->bounce = -1;
 }
 
 std::uint64_t IoEngine::reads() const {
