@@ -21,6 +21,7 @@ int main(int argc, char** argv) {
   hashmem::cli::register_table(app, action);
   hashmem::cli::register_train(app, action);
   hashmem::cli::register_data(app, action);
+  hashmem::cli::register_cluster(app, action);
   hashmem::cli::register_bench(app, action);
   try {
     app.parse(argc, argv);

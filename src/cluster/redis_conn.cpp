@@ -1,0 +1,76 @@
+#include "cluster/redis_conn.hpp"
+
+#include <cmath>
+#include <hiredis/hiredis.h>
+#include <sys/time.h>
+
+#include "hashmem/error.hpp"
+
+namespace hashmem::cluster {
+namespace {
+
+timeval to_timeval(double seconds) {
+  timeval tv{};
+  tv.tv_sec = static_cast<time_t>(seconds);
+  tv.tv_usec = static_cast<suseconds_t>(std::lround((seconds - static_cast<double>(tv.tv_sec)) * 1e6));
+  return tv;
+}
+
+}  // namespace
+
+void ReplyDeleter::operator()(redisReply* r) const { freeReplyObject(r); }
+
+RedisConn::RedisConn(const std::string& host, int port, double timeout_seconds)
+    : name_(host + ":" + std::to_string(port)) {
+  const timeval tv = to_timeval(timeout_seconds);
+  ctx_ = redisConnectWithTimeout(host.c_str(), port, tv);
+  if (ctx_ == nullptr) throw Error("cannot connect to Redis node " + name_ + ": out of memory");
+  if (ctx_->err) {
+    const std::string why = ctx_->errstr;
+    redisFree(ctx_);
+    ctx_ = nullptr;
+    throw Error("cannot connect to Redis node " + name_ + ": " + why);
+  }
+  redisSetTimeout(ctx_, tv);
+}
+
+RedisConn::~RedisConn() {
+  if (ctx_ != nullptr) redisFree(ctx_);
+}
+
+std::unique_ptr<RedisConn> RedisConn::try_connect(const std::string& host, int port, double timeout_seconds) {
+  try {
+    return std::make_unique<RedisConn>(host, port, timeout_seconds);
+  } catch (const Error&) {
+    return nullptr;
+  }
+}
+
+Reply RedisConn::command(const std::vector<std::string_view>& args) {
+  std::vector<const char*> argv;
+  std::vector<size_t> lens;
+  for (std::string_view a : args) {
+    argv.push_back(a.data());
+    lens.push_back(a.size());
+  }
+  Reply r(static_cast<redisReply*>(redisCommandArgv(ctx_, static_cast<int>(argv.size()), argv.data(), lens.data())));
+  const std::string what = args.empty() ? std::string() : std::string(args[0]);
+  if (!r) throw Error("Redis node " + name_ + " failed on " + what + ": " + (ctx_->err ? ctx_->errstr : "no reply"));
+  if (r->type == REDIS_REPLY_ERROR) throw Error("Redis node " + name_ + " refused " + what + ": " + std::string(r->str, r->len));
+  return r;
+}
+
+std::string RedisConn::text(const std::vector<std::string_view>& args) {
+  Reply r = command(args);
+  switch (r->type) {
+    case REDIS_REPLY_STRING:
+    case REDIS_REPLY_STATUS:
+      return std::string(r->str, r->len);
+    case REDIS_REPLY_INTEGER:
+      return std::to_string(r->integer);
+    default:
+      return "";
+  }
+}
+
+}  // namespace hashmem::cluster
