@@ -73,4 +73,30 @@ std::string RedisConn::text(const std::vector<std::string_view>& args) {
   }
 }
 
+void RedisConn::append(const std::vector<std::string_view>& args) {
+  std::vector<const char*> argv;
+  std::vector<size_t> lens;
+  for (std::string_view a : args) {
+    argv.push_back(a.data());
+    lens.push_back(a.size());
+  }
+  if (redisAppendCommandArgv(ctx_, static_cast<int>(argv.size()), argv.data(), lens.data()) != REDIS_OK) throw std::bad_alloc();
+}
+
+bool RedisConn::flush() {
+  int done = 0;
+  while (!done) {
+    if (redisBufferWrite(ctx_, &done) != REDIS_OK) return false;
+  }
+  return true;
+}
+
+Reply RedisConn::get_reply() {
+  void* r = nullptr;
+  if (redisGetReply(ctx_, &r) != REDIS_OK) return nullptr;
+  return Reply(static_cast<redisReply*>(r));
+}
+
+std::string RedisConn::error() const { return ctx_->err ? ctx_->errstr : "no error"; }
+
 }  // namespace hashmem::cluster

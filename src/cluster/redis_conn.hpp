@@ -36,6 +36,13 @@ class RedisConn {
   // The reply as text: a status, bulk string or integer ("" for nil). Throws like command().
   std::string text(const std::vector<std::string_view>& args);
 
+  // Pipelining, for the cluster client: append() queues a command, flush() writes every queued one (false on an
+  // I/O error), get_reply() reads the next reply (nullptr on an I/O error or timeout: the connection is then unusable).
+  void append(const std::vector<std::string_view>& args);
+  bool flush();
+  Reply get_reply();
+  std::string error() const;  // the connection's last I/O error
+
   const std::string& name() const { return name_; }  // "host:port"
 
  private:

@@ -1,0 +1,62 @@
+// ClusterClient: commands on keys of a Redis Cluster, routed to the node serving each key's slot, pipelined to all
+// the nodes at once, following MOVED (the slot moved: update the map) and ASK (the slot is migrating: ASKING, then
+// the command, on the named node, once), and riding out a failover: a node that stops answering is dropped, the
+// slot map reloaded from any node that answers, and its commands sent again until `retry_seconds` run out — then
+// Error names the slots still unreachable.
+//
+// Threads: a client belongs to one thread at a time. Ownership: owns one connection per node it has talked to.
+#pragma once
+
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "cluster/redis_conn.hpp"
+#include "cluster/slots.hpp"
+
+namespace hashmem::cluster {
+
+struct ClientOptions {
+  std::vector<Endpoint> seeds;     // any nodes of the cluster (the slot map is read from the first that answers)
+  double timeout_seconds = 2.0;    // connect and per-reply timeout
+  double retry_seconds = 15.0;     // how long one run() keeps retrying through failovers and reshards
+};
+
+// One command: args[key_index] is the key that routes it. Writes and reads alike; the caller keeps commands
+// idempotent (GET, GETRANGE, SET, SETRANGE), since a command cut off by a failover is sent again.
+struct Command {
+  std::vector<std::string> args;
+  int key_index = 1;
+};
+
+class ClusterClient {
+ public:
+  // Throws Error naming the seeds when none answers CLUSTER SLOTS.
+  explicit ClusterClient(ClientOptions options);
+  ~ClusterClient();
+  ClusterClient(const ClusterClient&) = delete;
+  ClusterClient& operator=(const ClusterClient&) = delete;
+
+  // Runs every command; replies in command order (error replies other than MOVED/ASK/TRYAGAIN/CLUSTERDOWN are
+  // returned as they are). Throws Error naming the unreachable slots when retries run out.
+  std::vector<Reply> run(const std::vector<Command>& commands);
+
+  const SlotMap& slots() const { return map_; }
+  void refresh();  // reloads the slot map (from the seeds and every node known)
+
+  struct Counters {
+    std::uint64_t commands = 0, moved = 0, ask = 0, retries = 0, refreshes = 0, round_trips = 0;
+  };
+  const Counters& counters() const { return counters_; }
+
+ private:
+  RedisConn* conn(int node);  // nullptr if the node cannot be reached now
+  void drop(int node);
+
+  ClientOptions options_;
+  SlotMap map_;
+  std::vector<std::unique_ptr<RedisConn>> conns_;  // per node index of map_
+  Counters counters_;
+};
+
+}  // namespace hashmem::cluster
