@@ -35,7 +35,7 @@ bool running(long pid) {
 }
 
 // Ports for one test's cluster: a start that differs between test processes (ctest runs them in parallel).
-int test_ports(int count) { return cluster::free_port_base(count, 20000 + static_cast<int>(::getpid() % 400) * 40); }
+int test_ports(int count) { return cluster::free_port_base(count, 20000 + static_cast<int>(::getpid() % 600) * 50); }
 
 // Stops the cluster however the test ends.
 struct ClusterGuard {

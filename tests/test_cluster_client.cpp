@@ -32,7 +32,7 @@ struct TestCluster {
     options.masters = masters;
     options.replicas = replicas;
     options.node_timeout_ms = node_timeout_ms;
-    options.port = cluster::free_port_base(masters * (1 + replicas), 30000 + static_cast<int>(::getpid() % 400) * 40);
+    options.port = cluster::free_port_base(masters * (1 + replicas), 20000 + static_cast<int>(::getpid() % 600) * 50);
     status = cluster::up(options);
   }
   ~TestCluster() {

@@ -23,6 +23,7 @@ void register_table(CLI::App& app, Action& action);
 void register_train(CLI::App& app, Action& action);  // train, generate, lm compare
 void register_data(CLI::App& app, Action& action);
 void register_cluster(CLI::App& app, Action& action);  // cluster up / down / status (cmd_cluster.cpp)
+void register_table_cluster(CLI::App* table, Action& action);  // table push / pull (cmd_cluster.cpp)
 
 void register_engram_rows(CLI::App* engram, Action& action);  // engram rows (cmd_engram_rows.cpp)
 

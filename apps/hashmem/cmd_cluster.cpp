@@ -1,5 +1,6 @@
 // hashmem cluster up | down | status — a Redis Cluster of Debian's redis-server on this machine (hashmem/cluster.hpp).
 #include <cstdio>
+#include <filesystem>
 
 #include "cli.hpp"
 #include "hashmem/cluster.hpp"
@@ -83,6 +84,47 @@ void register_cluster(CLI::App& app, Action& action) {
   s->callback([&action, dir, json] {
     action = [dir, json] {
       print_status(cluster::status(*dir), *json);
+      return 0;
+    };
+  });
+}
+
+void register_table_cluster(CLI::App* table, Action& action) {
+  struct Args {
+    std::string file, cluster, name;
+    bool json = false;
+  };
+  auto a = std::make_shared<Args>();
+  CLI::App* push = table->add_subcommand("push", "Upload a table file to a Redis Cluster (resumable, idempotent, verified)");
+  push->add_option("file", a->file, "Table file")->required();
+  push->add_option("--cluster", a->cluster, "HOST:PORT of any node (comma-separated for several)")->required();
+  push->add_option("--name", a->name, "Name on the cluster (default: the file's name without .safetensors)");
+  push->add_flag("--json", a->json, "JSON output");
+  push->callback([&action, a] {
+    action = [a] {
+      std::string name = a->name;
+      if (name.empty()) name = std::filesystem::path(a->file).stem().string();
+      const cluster::PushResult r = cluster::push_table(a->file, a->cluster, name);
+      if (a->json) {
+        print_json({{"name", name}, {"blocks", r.blocks}, {"sent", r.sent}, {"skipped", r.skipped},
+                    {"bytes_sent", r.bytes_sent}, {"seconds", r.seconds}});
+      } else {
+        std::printf("pushed %s as '%s': %lld blocks, %lld sent (%.1f MB), %lld already there, %.1f s\n", a->file.c_str(),
+                    name.c_str(), static_cast<long long>(r.blocks), static_cast<long long>(r.sent), r.bytes_sent / 1e6,
+                    static_cast<long long>(r.skipped), r.seconds);
+      }
+      return 0;
+    };
+  });
+  auto b = std::make_shared<Args>();
+  CLI::App* pull = table->add_subcommand("pull", "Download a table from a Redis Cluster to a file (checked, atomic)");
+  pull->add_option("--cluster", b->cluster, "HOST:PORT of any node")->required();
+  pull->add_option("--name", b->name, "The table's name on the cluster")->required();
+  pull->add_option("--out", b->file, "Output file")->required();
+  pull->callback([&action, b] {
+    action = [b] {
+      cluster::pull_table(b->cluster, b->name, b->file);
+      std::printf("pulled '%s' to %s\n", b->name.c_str(), b->file.c_str());
       return 0;
     };
   });

@@ -153,6 +153,7 @@ int run_update(const UpdateArgs& a) {
 void register_table(CLI::App& app, Action& action) {
   CLI::App* table = app.add_subcommand("table", "Engram table files (safetensors): create, inspect, verify, update");
   table->require_subcommand(1);
+  register_table_cluster(table, action);  // push, pull (cmd_cluster.cpp)
 
   auto create = std::make_shared<CreateArgs>();
   CLI::App* c = table->add_subcommand("create", "Create a table for an Engram config (atomically: temp, fsync, rename)");

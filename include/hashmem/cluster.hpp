@@ -69,6 +69,19 @@ void down(const std::string& dir, double timeout_seconds = 10);
 // The state of the cluster in `dir`. Throws Error if `dir` holds no cluster.json.
 Status status(const std::string& dir);
 
+// Tables on a cluster (docs/cluster.md, key layout in src/cluster/table_keys.hpp). push_table uploads the table
+// file at `path` as `name` to the cluster at `seeds` ("host:port[,...]"): idempotent and resumable (blocks the
+// cluster already holds, checked by a server-side SHA-1, are skipped; every sent block is verified the same way);
+// the table is visible to opens only once complete. pull_table writes it back to `path`, byte-identical, checked
+// against its checksums before it appears. Errors name the table, block or unreachable slots.
+struct PushResult {
+  std::int64_t blocks = 0, sent = 0, skipped = 0;
+  std::uint64_t bytes_sent = 0;
+  double seconds = 0;
+};
+PushResult push_table(const std::string& path, const std::string& seeds, const std::string& name);
+void pull_table(const std::string& seeds, const std::string& name, const std::string& path);
+
 // The first port p >= `start` such that p .. p + count − 1 and their bus ports (+ 10000) can be bound on `host` now
 // (for tests and benchmarks that start their own clusters). Throws Error if none below 55535.
 int free_port_base(int count, int start, const std::string& host = "127.0.0.1");

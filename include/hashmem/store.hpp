@@ -91,7 +91,7 @@ std::vector<std::string> verify_table(const std::string& path, bool show_progres
 
 // ---- The tiered store ----
 
-enum class Tier { dram, ssd };
+enum class Tier { dram, ssd, cluster };  // cluster: a table pushed to a Redis Cluster (hashmem/cluster.hpp)
 Tier parse_tier(const std::string& name);
 enum class Policy { lru, s3fifo, tinylfu };
 Policy parse_policy(const std::string& name);  // "lru" | "s3fifo" | "tinylfu"
@@ -106,7 +106,11 @@ struct OpenOptions {
   std::vector<std::vector<std::int64_t>> hot_rows;  // per tensor, hottest first (a profile); may be empty
   double static_fraction = 0.5;     // share of the budget for the static hot set (if hot_rows are given)
   std::uint64_t staging_bytes = 64 << 20;  // bound on read buffers in flight
-  int queue_depth = 64;             // io_uring reads in flight
+  int queue_depth = 64;             // io_uring reads in flight (cluster: rows per pipelined batch)
+  // Tier::cluster only (the open's path is then ignored; the table is named "cluster:<name>"): the cluster's
+  // "host:port[,host:port...]" and the name the table was pushed under. The cached tier's options above apply.
+  std::string cluster, name;
+  double cluster_retry_seconds = 15;  // how long a read waits for a failover (or reshard) before it fails
 };
 
 struct Stats {

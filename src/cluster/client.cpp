@@ -89,7 +89,8 @@ RedisConn* ClusterClient::conn(int node) {
 
 void ClusterClient::drop(int node) { conns_[static_cast<std::size_t>(node)].reset(); }
 
-std::vector<Reply> ClusterClient::run(const std::vector<Command>& commands) {
+std::vector<Reply> ClusterClient::run(const std::vector<Command>& commands, double retry_seconds) {
+  if (retry_seconds < 0) retry_seconds = options_.retry_seconds;
   const std::size_t n = commands.size();
   std::vector<Reply> out(n);
   std::vector<int> slot(n), ask(n, -1);
@@ -101,7 +102,7 @@ std::vector<Reply> ClusterClient::run(const std::vector<Command>& commands) {
     todo[i] = i;
   }
   counters_.commands += n;
-  const double deadline = now_seconds() + options_.retry_seconds;
+  const double deadline = now_seconds() + retry_seconds;
   std::string last_error;
   while (!todo.empty()) {
     std::vector<std::vector<std::size_t>> per_node(map_.nodes.size());
@@ -187,7 +188,7 @@ std::vector<Reply> ClusterClient::run(const std::vector<Command>& commands) {
       std::vector<int> slots;
       for (std::size_t i : todo) slots.push_back(slot[i]);
       throw Error("Redis Cluster slots " + describe_slots(slots) + " unreachable after " +
-                  std::to_string(static_cast<int>(options_.retry_seconds)) + " s of retries (last: " + last_error + ")");
+                  std::to_string(static_cast<int>(retry_seconds)) + " s of retries (last: " + last_error + ")");
     }
     if (trouble) {
       ++counters_.retries;

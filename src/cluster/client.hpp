@@ -39,7 +39,8 @@ class ClusterClient {
 
   // Runs every command; replies in command order (error replies other than MOVED/ASK/TRYAGAIN/CLUSTERDOWN are
   // returned as they are). Throws Error naming the unreachable slots when retries run out.
-  std::vector<Reply> run(const std::vector<Command>& commands);
+  // `retry_seconds` < 0: the options' budget.
+  std::vector<Reply> run(const std::vector<Command>& commands, double retry_seconds = -1);
 
   const SlotMap& slots() const { return map_; }
   void refresh();  // reloads the slot map (from the seeds and every node known)

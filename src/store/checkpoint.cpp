@@ -8,7 +8,16 @@
 
 namespace hashmem::store {
 
-void Table::checkpoint() { checkpoint_to(impl_->path); }
+void Table::checkpoint() {
+  if (impl_->opt.tier == Tier::cluster) {
+    // The cluster holds the table: a checkpoint writes the dirty rows back to it (checkpoint_to makes a file).
+    if (!impl_->opt.writable) throw Error("table '" + impl_->path + "' was opened read-only: checkpoint needs writable = true");
+    std::unique_lock<std::shared_mutex> exclusive(impl_->rw);
+    impl_->tier->flush();
+    return;
+  }
+  checkpoint_to(impl_->path);
+}
 
 void Table::checkpoint_to(const std::string& target) {
   Impl& m = *impl_;

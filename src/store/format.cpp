@@ -182,12 +182,17 @@ TableInfo create_table(const CreateOptions& o, const std::string& path) {
 }
 
 TableInfo parse_header(const std::string& path, int fd, std::uint64_t file_bytes) {
+  return parse_header_from(path, [&](std::uint64_t offset, std::size_t size) { return read_bytes(fd, offset, size, path); },
+                           file_bytes);
+}
+
+TableInfo parse_header_from(const std::string& path, const ByteReader& read_bytes, std::uint64_t file_bytes) {
   if (file_bytes < 8) throw Error("table '" + path + "' is truncated: " + std::to_string(file_bytes) + " bytes, no header");
-  const std::string prefix = read_bytes(fd, 0, 8, path);
+  const std::string prefix = read_bytes(0, 8);
   const std::uint64_t n = get_u64(reinterpret_cast<const unsigned char*>(prefix.data()));
   if (n > (100u << 20)) throw Error("table '" + path + "' is not a safetensors file (header length " + std::to_string(n) + ")");
   if (8 + n > file_bytes) throw Error("table '" + path + "' is truncated: the header needs " + std::to_string(8 + n) + " bytes, the file has " + std::to_string(file_bytes));
-  const std::string header = read_bytes(fd, 8, n, path);
+  const std::string header = read_bytes(8, n);
   json j = json::parse(header, nullptr, /*allow_exceptions=*/false);
   auto bad = [&](const std::string& what) { return Error("table '" + path + "' has a bad header: " + what); };
   if (j.is_discarded() || !j.is_object()) throw bad("not valid JSON");
@@ -254,7 +259,7 @@ TableInfo parse_header(const std::string& path, int fd, std::uint64_t file_bytes
     throw Error("table '" + path + "' is " + (file_bytes < want ? "truncated" : "too long") + ": " +
                 std::to_string(file_bytes) + " bytes, its header describes " + std::to_string(want));
   }
-  const std::string first = read_bytes(fd, info.checksums_offset, 8, path);
+  const std::string first = read_bytes(info.checksums_offset, 8);
   if (get_u64(reinterpret_cast<const unsigned char*>(first.data())) != XXH3_64bits(header.data(), header.size())) {
     throw bad("header checksum mismatch (the header was modified or damaged)");
   }

@@ -23,6 +23,10 @@ std::string header_for(const TableInfo& info);
 
 // Parses and validates the header of an open table file of `file_bytes` bytes.
 TableInfo parse_header(const std::string& path, int fd, std::uint64_t file_bytes);
+// The same over any image of the file (a remote tier's copy of its header and checksums): read(offset, size)
+// returns those bytes of the file or throws Error. `path` names the table in errors.
+using ByteReader = std::function<std::string(std::uint64_t offset, std::size_t size)>;
+TableInfo parse_header_from(const std::string& path, const ByteReader& read, std::uint64_t file_bytes);
 
 // Fills dst with the stored bytes of rows [first, last) of tensor t (row_bytes each). write_table_file calls it
 // from `threads` threads at once, each for its own chunks.

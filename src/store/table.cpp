@@ -6,6 +6,7 @@
 #include <mutex>
 #include <type_traits>
 
+#include "cluster/cluster_device.hpp"
 #include "hashmem/error.hpp"
 #include "hashmem/output_file.hpp"
 #include "hashmem/store.hpp"
@@ -21,7 +22,8 @@ double Stats::hit_ratio() const {
 Tier parse_tier(const std::string& name) {
   if (name == "dram") return Tier::dram;
   if (name == "ssd") return Tier::ssd;
-  throw Error("unknown tier '" + name + "' (known: dram, ssd)");
+  if (name == "cluster") return Tier::cluster;
+  throw Error("unknown tier '" + name + "' (known: dram, ssd, cluster)");
 }
 
 void TierBackend::gather_now(const std::int64_t* rows, std::size_t n, RowSink& sink) {
@@ -131,8 +133,14 @@ std::unique_ptr<Table> Table::open(const std::string& path, const OpenOptions& o
   Impl& m = *impl;
   m.path = path;
   m.opt = options;
-  remove_stale_temporaries(path, {".work"});  // what writers killed with -9 left of this table
-  m.info = read_info(path);
+  if (options.tier == Tier::cluster) {
+    if (options.cluster.empty() || options.name.empty()) throw Error("the cluster tier needs the cluster address and the table's name");
+    m.path = "cluster:" + options.name;
+    m.info = cluster::read_cluster_info(options.cluster, options.name);
+  } else {
+    remove_stale_temporaries(path, {".work"});  // what writers killed with -9 left of this table
+    m.info = read_info(path);
+  }
   std::int64_t at = 0;
   for (const TensorInfo& t : m.info.tensors) {
     m.base.push_back(at);
@@ -148,8 +156,11 @@ std::unique_ptr<Table> Table::open(const std::string& path, const OpenOptions& o
       throw Error("static fraction must be in [0, 1], got " + std::to_string(options.static_fraction));
     }
     const std::vector<std::int64_t> hot = global_hot_rows(m);
-    m.tier = make_cached_tier(open_file_device(path, m.info, options.writable, options.queue_depth), m.info, options,
-                              hot);
+    std::unique_ptr<RowDevice> device = options.tier == Tier::cluster
+                                            ? cluster::open_cluster_device(options.cluster, options.name, m.info, options.queue_depth,
+                                                                           options.cluster_retry_seconds)
+                                            : open_file_device(path, m.info, options.writable, options.queue_depth);
+    m.tier = make_cached_tier(std::move(device), m.info, options, hot);
   }
   return std::unique_ptr<Table>(new Table(std::move(impl)));
 }

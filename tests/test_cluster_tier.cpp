@@ -1,0 +1,226 @@
+// The cluster tier (src/cluster/cluster_device.cpp, transfer.cpp) on real clusters of Debian's redis-server, each
+// test starting and stopping its own: push/pull round trips byte-identical and idempotent, a push cut off midway,
+// gathers equal to the DRAM tier for every dtype, and gather streams through kill -9 of a master, without a
+// replica, and during a reshard by redis-cli.
+#include <gtest/gtest.h>
+
+#include <atomic>
+#include <csignal>
+#include <random>
+#include <thread>
+
+#include "cluster/client.hpp"
+#include "cluster/table_keys.hpp"
+#include "hashmem/cluster.hpp"
+#include "hashmem/store.hpp"
+#include "test_util.hpp"
+
+namespace hashmem {
+namespace {
+
+using store::DType;
+using store::Table;
+using testing::error_of;
+using testing::ScratchDir;
+
+bool have_redis_server() { return std::system("command -v redis-server >/dev/null 2>&1") == 0; }
+#define REQUIRE_REDIS()                                                                                 \
+  do {                                                                                                  \
+    if (!have_redis_server()) GTEST_SKIP() << "redis-server is not installed (./run installs Debian's)"; \
+  } while (0)
+
+struct TestCluster {
+  ScratchDir scratch;
+  cluster::UpOptions options;
+  cluster::Status status;
+  TestCluster(int masters, int replicas, int node_timeout_ms = 2000) {
+    options.dir = scratch.file("c");
+    options.masters = masters;
+    options.replicas = replicas;
+    options.node_timeout_ms = node_timeout_ms;
+    options.port = cluster::free_port_base(masters * (1 + replicas), 20000 + static_cast<int>(::getpid() % 600) * 50);
+    status = cluster::up(options);
+  }
+  ~TestCluster() {
+    try {
+      cluster::down(options.dir, 5);
+    } catch (const Error&) {
+    }
+  }
+  std::string seeds() const { return options.host + ":" + std::to_string(status.nodes[0].port); }
+  cluster::ClusterClient client() const {
+    cluster::ClientOptions o;
+    o.seeds = cluster::parse_seeds(seeds());
+    return cluster::ClusterClient(o);
+  }
+};
+
+std::string make_table(const ScratchDir& dir, DType dtype, const std::string& name, std::uint64_t seed = 1) {
+  store::CreateOptions o;
+  o.config = testing::small_engram_config();
+  o.dim = 32;
+  o.dtype = dtype;
+  o.seed = seed;
+  o.checksum_block = 4096;
+  const std::string path = dir.file(name + ".safetensors");
+  store::create_table(o, path);
+  return path;
+}
+
+store::OpenOptions cluster_options(const TestCluster& tc, const std::string& name, std::uint64_t budget = 0) {
+  store::OpenOptions o;
+  o.tier = store::Tier::cluster;
+  o.cluster = tc.seeds();
+  o.name = name;
+  o.dram_budget = budget;
+  return o;
+}
+
+// Random rows of every tensor, gathered from `t` and from the DRAM tier of `path`, must be equal.
+void expect_same_rows(Table& t, const std::string& path, std::uint64_t seed, int rounds = 20) {
+  auto dram = Table::open(path);
+  std::mt19937_64 rng(seed);
+  const std::int64_t dim = t.info().dim;
+  for (int round = 0; round < rounds; ++round) {
+    for (int tensor = 0; tensor < static_cast<int>(t.info().tensors.size()); ++tensor) {
+      std::vector<std::int64_t> rows(48);
+      for (auto& r : rows) r = static_cast<std::int64_t>(rng() % static_cast<std::uint64_t>(t.info().tensors[static_cast<std::size_t>(tensor)].rows));
+      std::vector<float> got(rows.size() * static_cast<std::size_t>(dim)), want(got.size());
+      store::Ticket ticket = t.prefetch(tensor, rows.data(), rows.size());
+      t.gather(ticket, got.data());
+      dram->gather(tensor, rows.data(), rows.size(), want.data());
+      ASSERT_EQ(got, want) << "round " << round << " tensor " << tensor;
+    }
+  }
+}
+
+TEST(ClusterTier, PushPullRoundTripIsByteIdenticalAndPushIsIdempotent) {
+  REQUIRE_REDIS();
+  TestCluster tc(3, 0);
+  ScratchDir dir;
+  for (DType dtype : {DType::f32, DType::bf16, DType::fp8}) {
+    const std::string name = std::string("t_") + store::dtype_name(dtype);
+    const std::string path = make_table(dir, dtype, name);
+    const cluster::PushResult first = cluster::push_table(path, tc.seeds(), name);
+    EXPECT_EQ(first.sent, first.blocks);
+    EXPECT_GT(first.blocks, 1);
+    const cluster::PushResult again = cluster::push_table(path, tc.seeds(), name);
+    EXPECT_EQ(again.sent, 0) << "a second push of the same file sent blocks";
+    EXPECT_EQ(again.skipped, again.blocks);
+    const std::string back = dir.file(name + ".pulled");
+    cluster::pull_table(tc.seeds(), name, back);
+    EXPECT_EQ(testing::read_file(back), testing::read_file(path)) << name;
+  }
+}
+
+TEST(ClusterTier, APushCutOffMidwayIsRefusedThenResumed) {
+  REQUIRE_REDIS();
+  TestCluster tc(2, 0);
+  ScratchDir dir;
+  const std::string path = make_table(dir, DType::bf16, "t");
+  const cluster::PushResult full = cluster::push_table(path, tc.seeds(), "t");
+  // What a push killed midway leaves: state "pushing", some blocks missing, one damaged.
+  auto c = tc.client();
+  c.run({{{"HSET", cluster::meta_key("t"), "state", "pushing"}}, {{"DEL", cluster::block_key("t", 1)}},
+         {{"DEL", cluster::block_key("t", 3)}}, {{"SETRANGE", cluster::block_key("t", 2), "5", "xx"}}});
+  EXPECT_NE(error_of([&] { Table::open("", cluster_options(tc, "t")); }).find("incomplete"), std::string::npos);
+  EXPECT_NE(error_of([&] { cluster::pull_table(tc.seeds(), "t", dir.file("x")); }).find("incomplete"), std::string::npos);
+  EXPECT_FALSE(std::filesystem::exists(dir.file("x")));
+  const cluster::PushResult resumed = cluster::push_table(path, tc.seeds(), "t");
+  EXPECT_EQ(resumed.sent, 3);
+  EXPECT_EQ(resumed.skipped, full.blocks - 3);
+  cluster::pull_table(tc.seeds(), "t", dir.file("back"));
+  EXPECT_EQ(testing::read_file(dir.file("back")), testing::read_file(path));
+  EXPECT_NE(error_of([&] { Table::open("", cluster_options(tc, "nope")); }).find("does not exist"), std::string::npos);
+  EXPECT_NE(error_of([&] { cluster::push_table(path, tc.seeds(), "bad:name"); }).find("without ':'"), std::string::npos);
+}
+
+TEST(ClusterTier, GathersEqualTheDramTierForEveryDtype) {
+  REQUIRE_REDIS();
+  TestCluster tc(3, 0);
+  ScratchDir dir;
+  for (DType dtype : {DType::f32, DType::bf16, DType::fp8}) {
+    const std::string name = std::string("g_") + store::dtype_name(dtype);
+    const std::string path = make_table(dir, dtype, name, 7);
+    cluster::push_table(path, tc.seeds(), name);
+    for (std::uint64_t budget : {std::uint64_t{0}, std::uint64_t{20000}}) {
+      auto t = Table::open("", cluster_options(tc, name, budget));
+      EXPECT_EQ(t->info().total_rows(), store::read_info(path).total_rows());
+      expect_same_rows(*t, path, 11 + budget);
+      if (budget == 0) EXPECT_GT(t->stats().reads, 0u);
+    }
+  }
+}
+
+TEST(ClusterTier, AGatherStreamRidesOutAKilledMaster) {
+  REQUIRE_REDIS();
+  TestCluster tc(3, 1, 500);
+  ScratchDir dir;
+  const std::string path = make_table(dir, DType::fp8, "t");
+  cluster::push_table(path, tc.seeds(), "t");
+  auto c = tc.client();
+  for (int m = 0; m < 3; ++m) {
+    cluster::RedisConn(tc.options.host, tc.status.nodes[static_cast<std::size_t>(m)].port, 2).command({"WAIT", "1", "2000"});
+  }
+  auto t = Table::open("", cluster_options(tc, "t"));
+  std::atomic<bool> killed{false};
+  std::thread killer([&] {
+    std::this_thread::sleep_for(std::chrono::milliseconds(300));
+    ::kill(static_cast<pid_t>(tc.status.nodes[0].pid), SIGKILL);
+    killed = true;
+  });
+  expect_same_rows(*t, path, 3, 400);  // ~40 k rows, before, during and after the failover
+  killer.join();
+  EXPECT_TRUE(killed);
+  expect_same_rows(*t, path, 4, 20);
+}
+
+TEST(ClusterTier, WithoutAReplicaErrorsNameTheSlotsAndTheCacheKeepsServing) {
+  REQUIRE_REDIS();
+  TestCluster tc(3, 0, 500);
+  ScratchDir dir;
+  const std::string path = make_table(dir, DType::f32, "t");
+  cluster::push_table(path, tc.seeds(), "t");
+  store::OpenOptions o = cluster_options(tc, "t", 1 << 20);
+  o.cluster_retry_seconds = 2;
+  o.hot_rows = {{0, 1, 2, 3}, {}};
+  o.static_fraction = 1.0;
+  auto t = Table::open("", o);
+  std::vector<float> want(4 * 32), got(4 * 32);
+  const std::int64_t hot[] = {0, 1, 2, 3};
+  t->gather(0, hot, 4, want.data());
+  ::kill(static_cast<pid_t>(tc.status.nodes[0].pid), SIGKILL);
+  // Rows of the dead master's blocks fail, naming its slots; the hot rows still come from DRAM.
+  std::vector<std::int64_t> all(static_cast<std::size_t>(t->info().tensors[0].rows));
+  for (std::size_t i = 0; i < all.size(); ++i) all[i] = static_cast<std::int64_t>(i);
+  std::vector<float> out(all.size() * 32);
+  const std::string e = error_of([&] { t->gather(0, all.data(), all.size(), out.data()); });
+  EXPECT_NE(e.find("unreachable"), std::string::npos) << e;
+  EXPECT_NE(e.find("Redis Cluster slots "), std::string::npos) << e;
+  t->gather(0, hot, 4, got.data());
+  EXPECT_EQ(got, want);
+}
+
+TEST(ClusterTier, AGatherStreamStaysCorrectDuringAReshard) {
+  REQUIRE_REDIS();
+  if (std::system("command -v redis-cli >/dev/null 2>&1") != 0) GTEST_SKIP() << "redis-cli is not installed";
+  TestCluster tc(2, 0);
+  ScratchDir dir;
+  const std::string path = make_table(dir, DType::bf16, "t");
+  cluster::push_table(path, tc.seeds(), "t");
+  auto t = Table::open("", cluster_options(tc, "t"));
+  const std::string from = cluster::RedisConn(tc.options.host, tc.status.nodes[0].port, 2).text({"CLUSTER", "MYID"});
+  const std::string to = cluster::RedisConn(tc.options.host, tc.status.nodes[1].port, 2).text({"CLUSTER", "MYID"});
+  std::atomic<int> rc{-1};
+  std::thread reshard([&] {
+    rc = std::system(("redis-cli --cluster reshard " + tc.seeds() + " --cluster-from " + from + " --cluster-to " + to +
+                      " --cluster-slots 3000 --cluster-yes >/dev/null 2>&1").c_str());
+  });
+  expect_same_rows(*t, path, 5, 300);
+  reshard.join();
+  EXPECT_EQ(rc, 0);
+  expect_same_rows(*t, path, 6, 20);
+}
+
+}  // namespace
+}  // namespace hashmem
