@@ -17,6 +17,7 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <string>
 #include <string_view>
@@ -75,14 +76,21 @@ class Memory {
   store::Table& table() { return *table_; }
 
   Stream stream(std::int64_t batch) const;
+  const Compression& compression() const { return compression_; }
 
   // Token ids [batch, seq] → row ids of every tensor, their reads started. Without `stream` every sequence
   // starts from pad; with one (REQUIRES: stream->batch() == batch) each continues its history. `count` adds the
   // rows to the access profile. REQUIRES: is_open().
   Lookup lookup(const std::int64_t* ids, std::int64_t batch, std::int64_t seq, Stream* stream = nullptr,
                 bool count = false);
-  // Tensor `tensor`'s rows of `l` as float32 [batch, seq, width] into `out` (waits for their reads).
+  // The same with one stream per sequence: sequence b continues streams[b] (REQUIRES: streams[b]->batch() == 1,
+  // no stream named twice). For a batch whose sequences come and go (engram::Session): still one prefetch per
+  // tensor. A bad token id throws before any history moves.
+  Lookup lookup_streams(const std::int64_t* ids, std::int64_t batch, std::int64_t seq, Stream* const* streams,
+                        bool count = false);
+  // Tensor `tensor`'s rows of `l` as float32 (or bf16 bits) [batch, seq, width] into `out` (waits for their reads).
   void gather(Lookup& l, std::size_t tensor, float* out);
+  void gather(Lookup& l, std::size_t tensor, std::uint16_t* out_bf16);
   // One optimizer step on tensor `tensor`'s rows of `l`, gradients [batch, seq, width] (duplicates summed).
   void update(const Lookup& l, std::size_t tensor, const float* grads, const store::UpdateOptions& options);
 
@@ -94,6 +102,10 @@ class Memory {
   std::vector<std::vector<std::int64_t>> hot_rows(std::int64_t total) const;
 
  private:
+  // compress → hash (by `hash`: tensor, compressed ids, rows out) → count → one prefetch per tensor.
+  using HashFn = std::function<void(std::size_t, const std::int64_t*, std::int64_t*)>;
+  Lookup start(const std::int64_t* ids, std::int64_t batch, std::int64_t seq, const HashFn& hash, bool count);
+
   Layout layout_;
   std::int64_t row_dim_;
   Compression compression_;
