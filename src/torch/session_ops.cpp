@@ -1,0 +1,133 @@
+// torch.classes.hashmem.Session: engram::Session (include/hashmem/session.hpp) for an inference engine in Python
+// or TorchScript; the same sessions as the C API, outputs as new CPU tensors.
+//   s = torch.classes.hashmem.Session(table_path, tier, dram_budget, compression_path)   ("" = identity)
+//   id = s.add(); s.remove(id); s.requests() -> List[int]
+//   s.prefill(id, tokens[n] int64, dtype) -> [n, layers, columns, dim]
+//   s.prefetch(ids[B] int64, tokens[B] int64)            (tokens[b] is request ids[b]'s next token)
+//   s.gather(dtype) -> [B, layers, columns, dim];  s.gather_layer(layer, dtype) -> [B, columns, dim];  s.cancel()
+// dtype: "float32" or "bfloat16". Every hashmem::Error becomes a RuntimeError with the Session's message.
+#include <torch/script.h>
+#include <torch/torch.h>
+
+#include <memory>
+#include <string>
+
+#include "hashmem/error.hpp"
+#include "hashmem/session.hpp"
+
+namespace {
+
+using torch::Tensor;
+
+bool is_bf16(const std::string& dtype) {
+  if (dtype == "bfloat16") return true;
+  TORCH_CHECK(dtype == "float32", "hashmem.Session: dtype must be \"float32\" or \"bfloat16\", not \"", dtype, "\"");
+  return false;
+}
+
+// A 1-D int64 CPU tensor, contiguous.
+Tensor ids_of(const Tensor& t, const char* what) {
+  TORCH_CHECK(t.device().is_cpu() && t.scalar_type() == torch::kInt64 && t.dim() == 1, "hashmem.Session: ", what,
+              " must be a 1-D int64 CPU tensor, got ", t.scalar_type(), " ", t.sizes());
+  return t.contiguous();
+}
+
+struct TorchSession : torch::CustomClassHolder {
+  std::unique_ptr<hashmem::engram::Session> session;
+
+  TorchSession(std::string table_path, std::string tier, int64_t dram_budget, std::string compression_path) {
+    TORCH_CHECK(dram_budget >= 0, "hashmem.Session: dram_budget must be >= 0, got ", dram_budget);
+    try {
+      hashmem::engram::SessionOptions o;
+      o.store.tier = hashmem::store::parse_tier(tier);
+      o.store.dram_budget = static_cast<std::uint64_t>(dram_budget);
+      o.compression_path = compression_path;
+      session = hashmem::engram::Session::open(table_path, o);
+    } catch (const hashmem::Error& e) {
+      TORCH_CHECK(false, "hashmem.Session: ", e.what());
+    }
+  }
+
+  // Runs `body`, turning hashmem::Error into a RuntimeError naming the method.
+  template <class Body>
+  auto guarded(const char* method, Body&& body) {
+    try {
+      return body();
+    } catch (const hashmem::Error& e) {
+      TORCH_CHECK(false, "hashmem.Session.", method, ": ", e.what());
+    }
+  }
+
+  int64_t layers() const { return session->layers(); }
+  int64_t columns() const { return session->columns(); }
+  int64_t dim() const { return session->dim(); }
+  std::vector<int64_t> layer_ids() const { return session->layer_ids(); }
+  int64_t add() { return session->add(); }
+  void remove(int64_t id) {
+    guarded("remove", [&] { session->remove(id); });
+  }
+  std::vector<int64_t> requests() const { return session->requests(); }
+  int64_t step_batch() const { return session->step_batch(); }
+  void cancel() { session->cancel(); }
+
+  // [n, layers, columns, dim] (prefill, gather) or [n, columns, dim] (gather_layer), filled by `fill`.
+  template <class Fill>
+  Tensor filled(std::vector<int64_t> shape, const std::string& dtype, Fill&& fill) {
+    const bool bf16 = is_bf16(dtype);
+    Tensor out = torch::empty(shape, bf16 ? torch::kBFloat16 : torch::kFloat32);
+    if (bf16) {
+      fill(reinterpret_cast<std::uint16_t*>(out.data_ptr<at::BFloat16>()));
+    } else {
+      fill(out.data_ptr<float>());
+    }
+    return out;
+  }
+
+  Tensor prefill(int64_t id, Tensor tokens, std::string dtype) {
+    const Tensor t = ids_of(tokens, "tokens");
+    return guarded("prefill", [&] {
+      return filled({t.numel(), layers(), columns(), dim()}, dtype,
+                    [&](auto* out) { session->prefill(id, t.data_ptr<int64_t>(), t.numel(), out); });
+    });
+  }
+
+  void prefetch(Tensor ids, Tensor tokens) {
+    const Tensor i = ids_of(ids, "ids"), t = ids_of(tokens, "tokens");
+    TORCH_CHECK(i.numel() == t.numel(), "hashmem.Session.prefetch: ", i.numel(), " request ids but ", t.numel(),
+                " tokens (one token per request)");
+    guarded("prefetch", [&] { session->prefetch(i.data_ptr<int64_t>(), t.data_ptr<int64_t>(), i.numel()); });
+  }
+
+  Tensor gather(std::string dtype) {
+    return guarded("gather", [&] {
+      return filled({session->step_batch(), layers(), columns(), dim()}, dtype, [&](auto* out) { session->gather(out); });
+    });
+  }
+
+  Tensor gather_layer(int64_t layer, std::string dtype) {
+    return guarded("gather_layer", [&] {
+      return filled({session->step_batch(), columns(), dim()}, dtype,
+                    [&](auto* out) { session->gather_layer(layer, out); });
+    });
+  }
+};
+
+}  // namespace
+
+TORCH_LIBRARY_FRAGMENT(hashmem, m) {
+  m.class_<TorchSession>("Session")
+      .def(torch::init<std::string, std::string, int64_t, std::string>())
+      .def("layers", &TorchSession::layers)
+      .def("columns", &TorchSession::columns)
+      .def("dim", &TorchSession::dim)
+      .def("layer_ids", &TorchSession::layer_ids)
+      .def("add", &TorchSession::add)
+      .def("remove", &TorchSession::remove)
+      .def("requests", &TorchSession::requests)
+      .def("step_batch", &TorchSession::step_batch)
+      .def("cancel", &TorchSession::cancel)
+      .def("prefill", &TorchSession::prefill)
+      .def("prefetch", &TorchSession::prefetch)
+      .def("gather", &TorchSession::gather)
+      .def("gather_layer", &TorchSession::gather_layer);
+}
