@@ -128,7 +128,7 @@ def scripted_step(s: torch.classes.hashmem.Session, ids: torch.Tensor, tokens: t
 
 def check_script(path):
     s = torch.classes.hashmem.Session(path, "dram", 0, "")
-    t = torch.classes.hashmem.Session(path, "dram", 0, "")
+    t = s.clone()  # the same table, its own requests
     ids = torch.tensor([s.add(), s.add()])
     assert torch.equal(ids, torch.tensor([t.add(), t.add()]))
     tokens = torch.tensor([7, 8])

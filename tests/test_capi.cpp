@@ -290,6 +290,17 @@ TEST(CApi, SessionErrorsNameTheRequestAndTheProblem) {
   EXPECT_NE(take_error(err).find("no request 7"), std::string::npos);
   hm_session_prefetch(nullptr, ids, tokens, 1, &err);
   EXPECT_NE(take_error(err).find("session is NULL"), std::string::npos);
+  EXPECT_EQ(hm_session_clone(nullptr, &err), nullptr);
+  EXPECT_NE(take_error(err).find("hm_session_clone: session is NULL"), std::string::npos);
+  hm_session* clone = hm_session_clone(s, &err);  // its own requests: the original's id 1 is not in it
+  ASSERT_NE(clone, nullptr) << take_error(err);
+  hm_session_remove(clone, id, &err);
+  EXPECT_NE(take_error(err).find("no request 1"), std::string::npos);
+  hm_session_close(s);  // the clone keeps the table open
+  EXPECT_EQ(hm_session_add(clone, &err), 1);
+  hm_session_prefill_f32(clone, 1, tokens, 1, out.data(), &err);
+  EXPECT_EQ(err, nullptr) << take_error(err);
+  s = clone;
   hm_session_close(s);
   hm_session_close(nullptr);
   hm_session_cancel(nullptr);

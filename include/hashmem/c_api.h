@@ -84,9 +84,10 @@ void hm_ticket_free(hm_ticket* ticket);
  * reaches the first Engram layer, layer 1 later, ...). One step is in flight at a time: prefetch fails while
  * layers of the previous step are not gathered (hm_session_cancel drops them). A failed call leaves every history
  * as it was.
- * Threads: a session belongs to one thread at a time (hand it over with your own synchronization); sessions are
- * independent of each other. Ownership: hm_session_open returns a session the caller releases with
- * hm_session_close; buffers belong to the caller. */
+ * Threads: a session belongs to one thread at a time (hand it over with your own synchronization); different
+ * sessions, hm_session_clone's sharing one table included, may be used from different threads at once.
+ * Ownership: hm_session_open and hm_session_clone return sessions the caller releases with hm_session_close;
+ * buffers belong to the caller. */
 typedef struct hm_session hm_session;
 
 /* Opens the table at `table_path` for a session, reading its Engram layout from the file. options_json: NULL or
@@ -96,7 +97,11 @@ typedef struct hm_session hm_session;
  *                  error); without it tokens must be compressed ids already.
  * Returns NULL (and sets *errptr) on failure. */
 hm_session* hm_session_open(const char* table_path, const char* options_json, char** errptr);
-/* Closes the session and its table, dropping a step in flight. NULL-safe. */
+/* A new session on the same table (no second copy of it) and compression, with no requests: one per engine
+ * thread. Sessions, clones included, may be used from different threads at once; each by one thread at a time.
+ * Returns NULL (and sets *errptr) on failure. */
+hm_session* hm_session_clone(const hm_session* session, char** errptr);
+/* Closes the session, dropping a step in flight; the table closes with the last session using it. NULL-safe. */
 void hm_session_close(hm_session* session);
 
 /* Shape of one token's rows. REQUIRES: session != NULL. */

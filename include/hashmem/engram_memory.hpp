@@ -12,7 +12,7 @@
 // and hash with numpy's semantics; ids at or past the tokenizer size throw Error naming the id and position.
 //
 // Threads: a Memory belongs to one thread (its table may be read by others, see store.hpp); a Stream belongs to
-// one thread. Ownership: Memory owns its table once open()ed; a Lookup owns its tickets (a Lookup dropped
+// one thread. Ownership: Memory owns its table once open()ed (shared with the Memories it was handed to); a Lookup owns its tickets (a Lookup dropped
 // before its gathers releases what it pinned). REQUIRES: every Lookup is dropped before its Memory. Errors: hashmem::Error naming the file, id or problem.
 #pragma once
 
@@ -71,6 +71,11 @@ class Memory {
   void create(const std::string& path, std::uint64_t seed, float stddev) const;
   // Opens `path` for lookups. Throws Error when its Engram constants or row width differ from this memory's.
   void open(const std::string& path, const store::OpenOptions& options);
+  // Uses a table already open (shared with other Memories, e.g. sessions on several threads: store.hpp lets many
+  // threads read one table). REQUIRES: table != nullptr. Throws Error as open() does.
+  void open(std::shared_ptr<store::Table> table);
+  // The open table, for sharing. REQUIRES: is_open().
+  const std::shared_ptr<store::Table>& shared_table() const { return table_; }
   bool is_open() const { return table_ != nullptr; }
   // REQUIRES: is_open().
   store::Table& table() { return *table_; }
@@ -105,11 +110,12 @@ class Memory {
   // compress → hash (by `hash`: tensor, compressed ids, rows out) → count → one prefetch per tensor.
   using HashFn = std::function<void(std::size_t, const std::int64_t*, std::int64_t*)>;
   Lookup start(const std::int64_t* ids, std::int64_t batch, std::int64_t seq, const HashFn& hash, bool count);
+  void check_table(const store::TableInfo& info) const;  // the Engram constants and compression fingerprint
 
   Layout layout_;
   std::int64_t row_dim_;
   Compression compression_;
-  std::unique_ptr<store::Table> table_;
+  std::shared_ptr<store::Table> table_;
   std::vector<std::vector<std::uint32_t>> counts_;  // per tensor, per row
   std::vector<std::int64_t> compressed_;             // scratch
 };

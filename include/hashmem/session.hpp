@@ -24,8 +24,10 @@
 // drops them).
 //
 // Threads: a Session belongs to one thread at a time (an engine may hand it between threads with its own
-// synchronization, e.g. prefetch on the scheduler thread, gathers on the model thread). Different Sessions are
-// independent. Ownership: the Session owns its Memory and table; output buffers belong to the caller. Errors:
+// synchronization, e.g. prefetch on the scheduler thread, gathers on the model thread). Different Sessions may be
+// used from different threads at once, clone()s sharing one table included. Ownership: the Session owns its
+// Memory; the table is shared by the session and its clones and closes with the last; output buffers belong to
+// the caller. Errors:
 // hashmem::Error naming the request id and the problem; a call that throws leaves every history unchanged
 // (checks and compression come before any hashing).
 #pragma once
@@ -59,6 +61,9 @@ class Session {
   static std::unique_ptr<Session> open(const std::string& table_path, const SessionOptions& options = {});
   // Over a Memory already open. REQUIRES: memory != nullptr && memory->is_open() (else Error).
   explicit Session(std::unique_ptr<Memory> memory);
+  // A new session on the same table and compression, with no requests: one per engine thread without a second
+  // copy of the table (many threads may read one table, store.hpp). Each clone belongs to its own thread.
+  std::unique_ptr<Session> clone() const;
   ~Session();
   Session(const Session&) = delete;
   Session& operator=(const Session&) = delete;

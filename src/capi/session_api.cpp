@@ -48,6 +48,17 @@ hm_session* hm_session_open(const char* table_path, const char* options_json, ch
   return result;
 }
 
+hm_session* hm_session_clone(const hm_session* session, char** errptr) {
+  hm_session* result = nullptr;
+  guarded(errptr, "hm_session_clone", [&] {
+    if (session == nullptr) throw Error("session is NULL");
+    auto handle = std::make_unique<hm_session>();
+    handle->session = session->session->clone();
+    result = handle.release();
+  });
+  return result;
+}
+
 void hm_session_close(hm_session* session) {
   try {
     delete session;

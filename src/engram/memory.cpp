@@ -81,7 +81,18 @@ void Memory::create(const std::string& path, std::uint64_t seed, float stddev) c
 }
 
 void Memory::open(const std::string& path, const store::OpenOptions& options) {
-  const store::TableInfo info = store::read_info(path);
+  check_table(store::read_info(path));
+  table_ = store::Table::open(path, options);
+}
+
+void Memory::open(std::shared_ptr<store::Table> table) {
+  if (!table) throw Error("Engram memory: open() given no table");
+  check_table(table->info());
+  table_ = std::move(table);
+}
+
+void Memory::check_table(const store::TableInfo& info) const {
+  const std::string& path = info.path;
   if (info.dim != row_dim_ || !same_constants(make_layout(info.config), layout_)) {
     throw Error("Engram table '" + path + "' does not match this memory's config (layers, primes or row width differ)");
   }
@@ -91,7 +102,6 @@ void Memory::open(const std::string& path, const store::OpenOptions& options) {
     throw Error("Engram table '" + path + "' was made for another tokenizer compression (lookup SHA-256 " +
                 recorded->second + ", this memory's is " + ours + ")");
   }
-  table_ = store::Table::open(path, options);
 }
 
 Stream Memory::stream(std::int64_t batch) const { return Stream(layout_, batch); }

@@ -62,6 +62,12 @@ Session::Session(std::unique_ptr<Memory> memory) : memory_(std::move(memory)) {
 
 Session::~Session() = default;
 
+std::unique_ptr<Session> Session::clone() const {
+  auto memory = std::make_unique<Memory>(memory_->layout(), memory_->row_dim(), memory_->compression());
+  memory->open(memory_->shared_table());
+  return std::make_unique<Session>(std::move(memory));
+}
+
 std::vector<std::int64_t> Session::layer_ids() const {
   std::vector<std::int64_t> ids;
   for (const LayerLayout& l : memory_->layout().layers) ids.push_back(l.layer_id);

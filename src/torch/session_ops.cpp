@@ -1,7 +1,7 @@
 // torch.classes.hashmem.Session: engram::Session (include/hashmem/session.hpp) for an inference engine in Python
 // or TorchScript; the same sessions as the C API, outputs as new CPU tensors.
 //   s = torch.classes.hashmem.Session(table_path, tier, dram_budget, compression_path)   ("" = identity)
-//   id = s.add(); s.remove(id); s.requests() -> List[int]
+//   id = s.add(); s.remove(id); s.requests() -> List[int]; s.clone() -> a session on the same table, no requests
 //   s.prefill(id, tokens[n] int64, dtype) -> [n, layers, columns, dim]
 //   s.prefetch(ids[B] int64, tokens[B] int64)            (tokens[b] is request ids[b]'s next token)
 //   s.gather(dtype) -> [B, layers, columns, dim];  s.gather_layer(layer, dtype) -> [B, columns, dim];  s.cancel()
@@ -47,6 +47,11 @@ struct TorchSession : torch::CustomClassHolder {
       TORCH_CHECK(false, "hashmem.Session: ", e.what());
     }
   }
+
+  explicit TorchSession(std::unique_ptr<hashmem::engram::Session> opened) : session(std::move(opened)) {}
+
+  // A session on the same table, with no requests (for another thread; see session.hpp).
+  c10::intrusive_ptr<TorchSession> clone() const { return c10::make_intrusive<TorchSession>(session->clone()); }
 
   // Runs `body`, turning hashmem::Error into a RuntimeError naming the method.
   template <class Body>
@@ -117,6 +122,7 @@ struct TorchSession : torch::CustomClassHolder {
 TORCH_LIBRARY_FRAGMENT(hashmem, m) {
   m.class_<TorchSession>("Session")
       .def(torch::init<std::string, std::string, int64_t, std::string>())
+      .def("clone", &TorchSession::clone)
       .def("layers", &TorchSession::layers)
       .def("columns", &TorchSession::columns)
       .def("dim", &TorchSession::dim)

@@ -58,7 +58,7 @@ static void check_errors(hm_table* t) {
 static void drive_session(const char* path, const char* options) {
   char* err = NULL;
   hm_session* s = hm_session_open(path, options, &err);
-  hm_session* twin = hm_session_open(path, options, &err);
+  hm_session* twin = s ? hm_session_clone(s, &err) : NULL; /* the same table, its own requests */
   check(s != NULL && twin != NULL, "session open", err);
   if (s == NULL || twin == NULL) {
     hm_free(err);
