@@ -222,10 +222,7 @@ TEST(CApi, SessionsEqualTheCppSession) {
           for (int layer = 0; layer < hm_session_layers(c); ++layer) {
             std::vector<float> one(ids.size() * width);
             hm_session_gather_layer_f32(c, layer, one.data(), &err);
-            for (std::size_t b = 0; b < ids.size(); ++b) {
-              std::copy(one.begin() + static_cast<std::ptrdiff_t>(b * width), one.begin() + static_cast<std::ptrdiff_t>((b + 1) * width),
-                        got.begin() + static_cast<std::ptrdiff_t>((b * static_cast<std::size_t>(cpp->layers()) + static_cast<std::size_t>(layer)) * width));
-            }
+            testing::place_layer(one, static_cast<std::size_t>(cpp->layers()), static_cast<std::size_t>(layer), width, got);
           }
         }
         ASSERT_EQ(err, nullptr) << take_error(err);

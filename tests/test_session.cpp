@@ -23,13 +23,7 @@ using testing::ScratchDir;
 constexpr std::int64_t kDim = 32, kTokenizer = 200;
 
 // Tokenizer ids fold in pairs onto the small config's 100 compressed ids.
-Compression folding() {
-  Compression c;
-  c.tokenizer_entries = kTokenizer;
-  c.compressed_vocab = kTokenizer / 2;
-  for (std::int64_t i = 0; i < kTokenizer; ++i) c.lookup.push_back(i / 2);
-  return c;
-}
+Compression folding() { return testing::folding_compression(kTokenizer); }
 
 struct Tables {
   ScratchDir dir;
@@ -135,10 +129,8 @@ void churn(store::DType dtype, store::Tier tier, std::uint64_t seed) {
       for (std::int64_t layer = 0; layer < session->layers(); ++layer) {
         std::vector<Out> one(ids.size() * static_cast<std::size_t>(width));
         session->gather_layer(layer, one.data());
-        for (std::size_t b = 0; b < ids.size(); ++b) {
-          std::copy(one.begin() + static_cast<std::ptrdiff_t>(b) * width, one.begin() + static_cast<std::ptrdiff_t>(b + 1) * width,
-                    got.begin() + (static_cast<std::ptrdiff_t>(b) * session->layers() + layer) * width);
-        }
+        testing::place_layer(one, static_cast<std::size_t>(session->layers()), static_cast<std::size_t>(layer),
+                             static_cast<std::size_t>(width), got);
       }
     }
     ASSERT_EQ(session->step_batch(), 0);

@@ -52,12 +52,7 @@ std::string drive(Session& shared, Session& own, std::uint64_t seed, int steps) 
       for (std::int64_t layer = 0; layer < shared.layers(); ++layer) {
         std::vector<float> one(ids.size() * width);
         shared.gather_layer(layer, one.data());
-        for (std::size_t b = 0; b < ids.size(); ++b) {
-          std::copy(one.begin() + static_cast<std::ptrdiff_t>(b * width),
-                    one.begin() + static_cast<std::ptrdiff_t>((b + 1) * width),
-                    got.begin() + static_cast<std::ptrdiff_t>((b * static_cast<std::size_t>(shared.layers()) +
-                                                               static_cast<std::size_t>(layer)) * width));
-        }
+        testing::place_layer(one, static_cast<std::size_t>(shared.layers()), static_cast<std::size_t>(layer), width, got);
       }
     }
     if (got != want) return "step " + std::to_string(step) + " differs";
@@ -65,16 +60,22 @@ std::string drive(Session& shared, Session& own, std::uint64_t seed, int steps) 
   return "";
 }
 
-TEST(SessionConcurrency, ClonesOnOneTableServeFourThreads) {
-  testing::ScratchDir dir;
-  const std::string path = dir.file("t.safetensors");
+// A table of the small config with 32-value rows in `dir`.
+std::string small_table(const testing::ScratchDir& dir, store::DType dtype) {
   store::CreateOptions o;
   o.config = testing::small_engram_config();
   o.dim = 32;
-  o.dtype = store::DType::fp8;
+  o.dtype = dtype;
   o.checksum_block = 4096;
   o.seed = 3;
+  const std::string path = dir.file("t.safetensors");
   store::create_table(o, path);
+  return path;
+}
+
+TEST(SessionConcurrency, ClonesOnOneTableServeFourThreads) {
+  testing::ScratchDir dir;
+  const std::string path = small_table(dir, store::DType::fp8);
   SessionOptions ssd;
   ssd.store.tier = store::Tier::ssd;
   ssd.store.dram_budget = 2048;
@@ -103,12 +104,7 @@ TEST(SessionConcurrency, ClonesOnOneTableServeFourThreads) {
 // A clone outlives the session it was made from (the table is shared, not borrowed) and starts with no requests.
 TEST(SessionConcurrency, AClonesTableOutlivesTheOriginal) {
   testing::ScratchDir dir;
-  const std::string path = dir.file("t.safetensors");
-  store::CreateOptions o;
-  o.config = testing::small_engram_config();
-  o.dim = 32;
-  o.checksum_block = 4096;
-  store::create_table(o, path);
+  const std::string path = small_table(dir, store::DType::f32);
   auto original = Session::open(path);
   original->add();
   const auto clone = original->clone();
