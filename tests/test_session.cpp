@@ -225,13 +225,13 @@ TEST(Session, MisuseIsAnErrorNamingTheRequestOrTheProblem) {
   EXPECT_EQ(session->tokens_seen(b), 0);
   const std::vector<RequestId> ab = {a, b};
   session->prefetch(ab.data(), good, 2);
-  EXPECT_TRUE(has(error_of([&] { session->prefetch(ab.data(), good, 2); }), "layers 0, 1 are not gathered yet"));
+  EXPECT_TRUE(has(error_of([&] { session->prefetch(ab.data(), good, 2); }), "layers not gathered yet: 0, 1"));
   EXPECT_TRUE(has(error_of([&] { session->gather_layer(2, out.data()); }), "layer 2 is not in [0, 2)"));
   EXPECT_TRUE(has(error_of([&] { session->gather_layer(0, static_cast<float*>(nullptr)); }), "out is null"));
   session->gather_layer(1, out.data());
   EXPECT_TRUE(has(error_of([&] { session->gather_layer(1, out.data()); }), "layer 1 of this step was already gathered"));
   EXPECT_TRUE(has(error_of([&] { session->gather(out.data()); }), "layer 1 of this step was already gathered"));
-  EXPECT_TRUE(has(error_of([&] { session->prefetch(ab.data(), good, 2); }), "layers 0 are not gathered yet"));
+  EXPECT_TRUE(has(error_of([&] { session->prefetch(ab.data(), good, 2); }), "layers not gathered yet: 0 "));
   session->cancel();
   EXPECT_EQ(session->step_batch(), 0);
   // The cancelled step's tokens stay in the histories: the next step continues after them.

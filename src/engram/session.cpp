@@ -126,7 +126,9 @@ void Session::prefill_into(RequestId id, const std::int64_t* tokens, std::int64_
   Request& r = find(id, "prefill");
   if (n < 0) throw Error("session prefill: " + request_name(id) + ": token count " + std::to_string(n) + " < 0");
   if (n == 0) return;
-  if (tokens == nullptr || out == nullptr) throw Error("session prefill: " + request_name(id) + ": tokens or out is null");
+  if (tokens == nullptr || out == nullptr) {
+    throw Error("session prefill: " + request_name(id) + ": tokens or out is null");
+  }
   check_tokens(id, tokens, n, "prefill");
   Stream* stream = &r.stream;
   Lookup l = memory_->lookup_streams(tokens, 1, n, &stream);
@@ -154,8 +156,8 @@ void Session::prefetch(const RequestId* ids, const std::int64_t* tokens, std::in
     for (std::size_t t = 0; t < step_->gathered.size(); ++t) {
       if (!step_->gathered[t]) left += (left.empty() ? "" : ", ") + std::to_string(t);
     }
-    throw Error("session prefetch: the previous step's layers " + left +
-                " are not gathered yet (gather them, or cancel() the step)");
+    throw Error("session prefetch: the previous step is still in flight, layers not gathered yet: " + left +
+                " (gather them, or cancel() the step)");
   }
   if (batch < 0) throw Error("session prefetch: batch " + std::to_string(batch) + " < 0");
   if (batch > 0 && (ids == nullptr || tokens == nullptr)) throw Error("session prefetch: ids or tokens is null");
@@ -186,7 +188,10 @@ void Session::gather_one(std::int64_t layer, Out* out, const char* what) {
                 std::to_string(layers()) + ")");
   }
   const auto t = static_cast<std::size_t>(layer);
-  if (step_->gathered[t]) throw Error(std::string("session ") + what + ": layer " + std::to_string(layer) + " of this step was already gathered");
+  if (step_->gathered[t]) {
+    throw Error(std::string("session ") + what + ": layer " + std::to_string(layer) +
+                " of this step was already gathered");
+  }
   if (step_->lookup.batch > 0 && out == nullptr) throw Error(std::string("session ") + what + ": out is null");
   step_->gathered[t] = true;  // a failed gather consumed its ticket too: the layer cannot be gathered again
   --step_->left;

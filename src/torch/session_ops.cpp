@@ -105,7 +105,8 @@ struct TorchSession : torch::CustomClassHolder {
 
   Tensor gather(std::string dtype) {
     return guarded("gather", [&] {
-      return filled({session->step_batch(), layers(), columns(), dim()}, dtype, [&](auto* out) { session->gather(out); });
+      return filled({session->step_batch(), layers(), columns(), dim()}, dtype,
+                    [&](auto* out) { session->gather(out); });
     });
   }
 
