@@ -1,8 +1,8 @@
 """torch.classes.hashmem.Session: under add/remove churn, prefills and decode steps (gathered whole and layer by
 layer, float32 and bfloat16), every value equals the reference computed another way: the request's whole token
 sequence hashed from scratch with torch.ops.hashmem.ngram_hash and its rows read with torch.classes.hashmem.Table
-on the DRAM tier. Then the errors (unknown request, gather before prefetch, double gather, ids/tokens count
-mismatch, bad dtype) are RuntimeErrors naming the problem. The session also runs under torch.jit.script.
+on the DRAM tier; gathers into the caller's tensors too. Then the errors (unknown request, gather before prefetch,
+double gather, ids/tokens count mismatch, bad dtype, a buffer of the wrong shape) are RuntimeErrors naming the problem. The session also runs under torch.jit.script.
 
 Usage: session_torch_check.py   (HASHMEM_TORCH_LIB: libhashmem_torch.so; HASHMEM_CLI: the hashmem CLI)
 Exits non-zero on any mismatch; 77 (skipped) without torch.
@@ -78,8 +78,18 @@ def churn(path, tier, seed):
         for i, t in zip(ids, tokens):
             sequences[i].append(t)
         s.prefetch(torch.tensor(ids, dtype=torch.int64), torch.tensor(tokens, dtype=torch.int64))
-        if rng.random() < 0.5:
+        mode = rng.randrange(3)
+        if mode == 0:
             got = s.gather(dtype)
+        elif mode == 1:  # into a buffer of the caller's
+            got = torch.full((len(ids), s.layers(), s.columns(), s.dim()), -1.0, dtype=getattr(torch, dtype))
+            s.gather_into(got)
+        elif rng.random() < 0.5:  # layer by layer, into buffers of the caller's
+            parts = [torch.empty((len(ids), s.columns(), s.dim()), dtype=getattr(torch, dtype))
+                     for _ in range(s.layers())]
+            for layer, part in enumerate(parts):
+                s.gather_layer_into(layer, part)
+            got = torch.stack(parts, dim=1)
         else:  # layer by layer, as the model reaches each Engram layer
             got = torch.stack([s.gather_layer(layer, dtype) for layer in range(s.layers())], dim=1)
         assert list(got.shape) == [len(ids), s.layers(), s.columns(), s.dim()], got.shape
@@ -116,6 +126,11 @@ def check_errors(path):
     expect_error(lambda: s.gather_layer(0, "float32"), "layer 0 of this step was already gathered")
     expect_error(lambda: s.prefetch(one, torch.tensor([4])), "not gathered yet")
     s.cancel()
+    s.prefetch(one, torch.tensor([4]))
+    expect_error(lambda: s.gather_into(torch.empty(2, 2, 4, 32)), "out has shape [2, 2, 4, 32], the step needs [1, 2, 4, 32]")
+    expect_error(lambda: s.gather_into(torch.empty(1, 2, 4, 32, dtype=torch.float16)), "float32 or bfloat16")
+    expect_error(lambda: s.gather_layer_into(0, torch.empty(1, 2, 4, 32)), "the step needs [1, 4, 32]")
+    s.gather_into(torch.empty(1, 2, 4, 32))  # the failed calls left the step as it was
     expect_error(lambda: torch.classes.hashmem.Session(path, "tape", 0, ""), "tape")
     print("errors: ok")
 

@@ -5,6 +5,7 @@
 //   s.prefill(id, tokens[n] int64, dtype) -> [n, layers, columns, dim]
 //   s.prefetch(ids[B] int64, tokens[B] int64)            (tokens[b] is request ids[b]'s next token)
 //   s.gather(dtype) -> [B, layers, columns, dim];  s.gather_layer(layer, dtype) -> [B, columns, dim];  s.cancel()
+//   s.gather_into(out), s.gather_layer_into(layer, out): the same into a caller's tensor (dtype from out)
 // dtype: "float32" or "bfloat16". Every hashmem::Error becomes a RuntimeError with the Session's message.
 #include <torch/script.h>
 #include <torch/torch.h>
@@ -110,6 +111,32 @@ struct TorchSession : torch::CustomClassHolder {
     });
   }
 
+  // Into a caller's tensor (e.g. pinned memory an engine copies to the GPU from): contiguous CPU, float32 or
+  // bfloat16, of exactly `shape`.
+  template <class Fill>
+  void into(Tensor out, const std::vector<int64_t>& shape, const char* method, Fill&& fill) {
+    TORCH_CHECK(out.device().is_cpu() && out.is_contiguous() &&
+                    (out.scalar_type() == torch::kFloat32 || out.scalar_type() == torch::kBFloat16),
+                "hashmem.Session.", method, ": out must be a contiguous float32 or bfloat16 CPU tensor");
+    TORCH_CHECK(out.sizes() == c10::IntArrayRef(shape), "hashmem.Session.", method, ": out has shape ", out.sizes(),
+                ", the step needs ", c10::IntArrayRef(shape));
+    guarded(method, [&] {
+      if (out.scalar_type() == torch::kBFloat16) {
+        fill(reinterpret_cast<std::uint16_t*>(out.data_ptr<at::BFloat16>()));
+      } else {
+        fill(out.data_ptr<float>());
+      }
+    });
+  }
+  void gather_into(Tensor out) {
+    into(out, {session->step_batch(), layers(), columns(), dim()}, "gather_into",
+         [&](auto* p) { session->gather(p); });
+  }
+  void gather_layer_into(int64_t layer, Tensor out) {
+    into(out, {session->step_batch(), columns(), dim()}, "gather_layer_into",
+         [&](auto* p) { session->gather_layer(layer, p); });
+  }
+
   Tensor gather_layer(int64_t layer, std::string dtype) {
     return guarded("gather_layer", [&] {
       return filled({session->step_batch(), columns(), dim()}, dtype,
@@ -136,5 +163,7 @@ TORCH_LIBRARY_FRAGMENT(hashmem, m) {
       .def("prefill", &TorchSession::prefill)
       .def("prefetch", &TorchSession::prefetch)
       .def("gather", &TorchSession::gather)
-      .def("gather_layer", &TorchSession::gather_layer);
+      .def("gather_layer", &TorchSession::gather_layer)
+      .def("gather_into", &TorchSession::gather_into)
+      .def("gather_layer_into", &TorchSession::gather_layer_into);
 }
