@@ -6,8 +6,8 @@
 //   add()s a request when it is admitted and prefill()s its prompt: the whole prompt is hashed continuing the
 //     request's history and read as one batch (one prefetch per tensor), rows out as [n, layers, columns, dim];
 //   then per decode step calls prefetch(ids, tokens, B) with the token just sampled for each of B requests, which
-//     starts the reads of that step, runs the layers before the first Engram layer, and calls gather_layer(0, ...)
-//     , more layers, gather_layer(1, ...) (or gather() for all layers at once);
+//     starts the reads of that step; runs the layers before the first Engram layer; calls gather_layer(0, ...);
+//     runs more layers; calls gather_layer(1, ...) (or gather() for all layers at once);
 //   remove()s a request when it finishes.
 // Units: tokens are raw tokenizer ids (compressed inside with the Memory's compression; negative ids pass
 // through, ids at or past the tokenizer size throw naming the request and the id — Memory::lookup's rule);
@@ -27,9 +27,9 @@
 // synchronization, e.g. prefetch on the scheduler thread, gathers on the model thread). Different Sessions may be
 // used from different threads at once, clone()s sharing one table included. Ownership: the Session owns its
 // Memory; the table is shared by the session and its clones and closes with the last; output buffers belong to
-// the caller. Errors:
-// hashmem::Error naming the request id and the problem; a call that throws leaves every history unchanged
-// (checks and compression come before any hashing).
+// the caller. Errors: hashmem::Error naming the request id and the problem; a call refused for bad input (unknown
+// or repeated id, bad token, misuse of the step) leaves every history unchanged: the checks and the compression
+// come before any hashing.
 #pragma once
 
 #include <cstdint>
