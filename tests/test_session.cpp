@@ -178,6 +178,37 @@ TEST(Session, RemoveDuringAStepKeepsTheStepsRows) {
   EXPECT_EQ(fresh, reference.values<float>({9}, 0, 1));
 }
 
+// A batched prefill of several prompts (one empty) continuing their histories equals the reference, on both
+// tiers; bad input moves no history.
+TEST(Session, PrefillBatchEqualsTheReference) {
+  Tables tables(store::DType::fp8);
+  Reference reference(tables.table);
+  for (store::Tier tier : {store::Tier::dram, store::Tier::ssd}) {
+    const auto session = open_session(tables, tier);
+    const std::vector<RequestId> ids = {session->add(), session->add(), session->add()};
+    const std::int64_t first = 11;
+    session->prefill(ids[2], &first, 1, std::vector<float>(static_cast<std::size_t>(session->values_per_token())).data());
+    const std::vector<RequestId> order = {ids[2], ids[0], ids[1]};
+    const std::vector<std::int64_t> lengths = {3, 0, 5}, tokens = {1, 2, 3, 9, 8, 7, 6, 5};
+    std::vector<std::uint16_t> got(8 * static_cast<std::size_t>(session->values_per_token()));
+    const std::vector<std::int64_t> bad_lengths = {3, -1, 5}, bad_tokens = {1, 2, 3, 9, 8, 7, 6, kTokenizer};
+    EXPECT_NE(error_of([&] { session->prefill_batch(order.data(), bad_lengths.data(), 3, tokens.data(), got.data()); })
+                  .find("request " + std::to_string(ids[0]) + ": token count -1"), std::string::npos);
+    EXPECT_NE(error_of([&] { session->prefill_batch(order.data(), lengths.data(), 3, bad_tokens.data(), got.data()); })
+                  .find("request " + std::to_string(ids[1]) + ": token id 200 at position 4"), std::string::npos);
+    const std::vector<RequestId> twice = {ids[0], ids[0]};
+    EXPECT_NE(error_of([&] { session->prefill_batch(twice.data(), lengths.data(), 2, tokens.data(), got.data()); })
+                  .find("named twice"), std::string::npos);
+    session->prefill_batch(order.data(), lengths.data(), 3, tokens.data(), got.data());
+    std::vector<std::uint16_t> want = reference.values<std::uint16_t>({11, 1, 2, 3}, 1, 4);
+    const std::vector<std::uint16_t> second = reference.values<std::uint16_t>({9, 8, 7, 6, 5}, 0, 5);
+    want.insert(want.end(), second.begin(), second.end());
+    EXPECT_EQ(got, want);
+    EXPECT_EQ(session->tokens_seen(ids[2]), 4);
+    EXPECT_EQ(session->tokens_seen(ids[0]), 0);
+  }
+}
+
 TEST(Session, AnEmptyStepAndAnEmptyPrefillReadNothing) {
   Tables tables(store::DType::f32);
   const auto session = open_session(tables, store::Tier::dram);

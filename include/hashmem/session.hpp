@@ -92,6 +92,14 @@ class Session {
   // position), or a table error; the history is then unchanged.
   void prefill(RequestId id, const std::int64_t* tokens, std::int64_t n, float* out);
   void prefill(RequestId id, const std::int64_t* tokens, std::int64_t n, std::uint16_t* out_bf16);
+  // Several requests' prompts at once (an engine's batched prefill): request ids[i] gets the next lengths[i] tokens
+  // of `tokens` (the prompts concatenated in the order of ids); every read starts before the first gather, so they
+  // overlap. out[sum of lengths, layers, columns, dim], in the same order. REQUIRES: count >= 0, each id at most
+  // once, lengths >= 0. Throws Error as prefill does, before any history moves.
+  void prefill_batch(const RequestId* ids, const std::int64_t* lengths, std::int64_t count,
+                     const std::int64_t* tokens, float* out);
+  void prefill_batch(const RequestId* ids, const std::int64_t* lengths, std::int64_t count,
+                     const std::int64_t* tokens, std::uint16_t* out_bf16);
 
   // ---- decode steps ----
   // Starts step t+1: tokens[b] is the next token of request ids[b], b < batch; the rows of every layer are
@@ -125,7 +133,10 @@ class Session {
   Request& find(RequestId id, const char* what);
   void check_tokens(RequestId id, const std::int64_t* tokens, std::int64_t n, const char* what) const;
   template <class Out>
-  void prefill_into(RequestId id, const std::int64_t* tokens, std::int64_t n, Out* out);
+  void prefill_into(const RequestId* ids, const std::int64_t* lengths, std::int64_t count,
+                    const std::int64_t* tokens, Out* out, const char* what);
+  template <class Out>
+  void gather_rows(Lookup& l, std::int64_t n, Out* out);
   template <class Out>
   void gather_all(Out* out);
   template <class Out>

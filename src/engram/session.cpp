@@ -122,17 +122,46 @@ void Session::check_tokens(RequestId id, const std::int64_t* tokens, std::int64_
 // ---- prefill ----
 
 template <class Out>
-void Session::prefill_into(RequestId id, const std::int64_t* tokens, std::int64_t n, Out* out) {
-  Request& r = find(id, "prefill");
-  if (n < 0) throw Error("session prefill: " + request_name(id) + ": token count " + std::to_string(n) + " < 0");
-  if (n == 0) return;
-  if (tokens == nullptr || out == nullptr) {
-    throw Error("session prefill: " + request_name(id) + ": tokens or out is null");
+void Session::prefill_into(const RequestId* ids, const std::int64_t* lengths, std::int64_t count,
+                           const std::int64_t* tokens, Out* out, const char* what) {
+  if (count < 0) throw Error(std::string("session ") + what + ": request count " + std::to_string(count) + " < 0");
+  if (count > 0 && (ids == nullptr || lengths == nullptr)) {
+    throw Error(std::string("session ") + what + ": ids or lengths is null");
   }
-  check_tokens(id, tokens, n, "prefill");
-  Stream* stream = &r.stream;
-  Lookup l = memory_->lookup_streams(tokens, 1, n, &stream);
-  r.tokens += n;
+  // Every check before any history moves.
+  std::set<RequestId> seen;
+  std::int64_t total = 0;
+  for (std::int64_t i = 0; i < count; ++i) {
+    find(ids[i], what);
+    if (!seen.insert(ids[i]).second) {
+      throw Error(std::string("session ") + what + ": " + request_name(ids[i]) + " is named twice");
+    }
+    if (lengths[i] < 0) {
+      throw Error(std::string("session ") + what + ": " + request_name(ids[i]) + ": token count " +
+                  std::to_string(lengths[i]) + " < 0");
+    }
+    total += lengths[i];
+  }
+  if (total == 0) return;
+  if (tokens == nullptr || out == nullptr) throw Error(std::string("session ") + what + ": tokens or out is null");
+  for (std::int64_t i = 0, at = 0; i < count; at += lengths[i++]) check_tokens(ids[i], tokens + at, lengths[i], what);
+  // Every request's reads start before the first gather, so they overlap.
+  std::vector<Lookup> lookups(static_cast<std::size_t>(count));
+  for (std::int64_t i = 0, at = 0; i < count; at += lengths[i++]) {
+    if (lengths[i] == 0) continue;
+    Request& r = requests_.at(ids[i]);
+    Stream* stream = &r.stream;
+    lookups[static_cast<std::size_t>(i)] = memory_->lookup_streams(tokens + at, 1, lengths[i], &stream);
+    r.tokens += lengths[i];
+  }
+  for (std::int64_t i = 0, at = 0; i < count; at += lengths[i++]) {
+    if (lengths[i] > 0) gather_rows(lookups[static_cast<std::size_t>(i)], lengths[i], out + at * values_per_token());
+  }
+}
+
+// Every layer of `l` (n tokens) into out[n, layers, columns, dim].
+template <class Out>
+void Session::gather_rows(Lookup& l, std::int64_t n, Out* out) {
   std::vector<Out>& scratch = scratch_for<Out>(scratch_f32_, scratch_bf16_);
   scratch.resize(static_cast<std::size_t>(n * memory_->width()));
   for (std::int64_t t = 0; t < layers(); ++t) {
@@ -142,10 +171,18 @@ void Session::prefill_into(RequestId id, const std::int64_t* tokens, std::int64_
 }
 
 void Session::prefill(RequestId id, const std::int64_t* tokens, std::int64_t n, float* out) {
-  prefill_into(id, tokens, n, out);
+  prefill_into(&id, &n, 1, tokens, out, "prefill");
 }
 void Session::prefill(RequestId id, const std::int64_t* tokens, std::int64_t n, std::uint16_t* out_bf16) {
-  prefill_into(id, tokens, n, out_bf16);
+  prefill_into(&id, &n, 1, tokens, out_bf16, "prefill");
+}
+void Session::prefill_batch(const RequestId* ids, const std::int64_t* lengths, std::int64_t count,
+                            const std::int64_t* tokens, float* out) {
+  prefill_into(ids, lengths, count, tokens, out, "prefill_batch");
+}
+void Session::prefill_batch(const RequestId* ids, const std::int64_t* lengths, std::int64_t count,
+                            const std::int64_t* tokens, std::uint16_t* out_bf16) {
+  prefill_into(ids, lengths, count, tokens, out_bf16, "prefill_batch");
 }
 
 // ---- decode steps ----
@@ -213,13 +250,7 @@ void Session::gather_all(Out* out) {
   const std::int64_t batch = step_->lookup.batch;
   if (batch > 0 && out == nullptr) throw Error("session gather: out is null");
   std::unique_ptr<Step> step = std::move(step_);  // the step ends whatever happens
-  if (batch == 0) return;
-  std::vector<Out>& scratch = scratch_for<Out>(scratch_f32_, scratch_bf16_);
-  scratch.resize(static_cast<std::size_t>(batch * memory_->width()));
-  for (std::int64_t t = 0; t < layers(); ++t) {
-    memory_->gather(step->lookup, static_cast<std::size_t>(t), scratch.data());
-    interleave(scratch.data(), batch, memory_->width(), layers(), t, out);
-  }
+  if (batch > 0) gather_rows(step->lookup, batch, out);
 }
 
 void Session::gather(float* out) { gather_all(out); }
