@@ -141,6 +141,19 @@ def scripted_step(s: torch.classes.hashmem.Session, ids: torch.Tensor, tokens: t
     return s.gather("float32")
 
 
+def check_prefill_batch(path):
+    ref = Reference(path)
+    s = hashmem_torch.session(path, "ssd", dram_budget=4096)
+    a, b = s.add(), s.add()
+    tokens = torch.tensor([3, 1, 4, 1, 5, 9], dtype=torch.int64)
+    got = s.prefill_batch(torch.tensor([b, a]), torch.tensor([2, 4]), tokens, "bfloat16")
+    want = torch.cat([ref.values([3, 1], 0), ref.values([4, 1, 5, 9], 0)]).to(torch.bfloat16)
+    assert torch.equal(got, want), "prefill_batch differs"
+    expect_error(lambda: s.prefill_batch(torch.tensor([a]), torch.tensor([2]), tokens, "float32"), "add up to the 6")
+    expect_error(lambda: s.prefill_batch(torch.tensor([a, b]), torch.tensor([6]), tokens, "float32"), "2 request ids")
+    print("prefill_batch: ok")
+
+
 def check_script(path):
     s = torch.classes.hashmem.Session(path, "dram", 0, "")
     t = s.clone()  # the same table, its own requests
@@ -161,6 +174,7 @@ def main():
                 churn(path, tier, seed)
                 seed += 1
         check_errors(path)
+        check_prefill_batch(path)
         check_script(path)
     print("session_torch_check: all ok")
 

@@ -250,6 +250,35 @@ TEST(CApi, SessionsEqualTheCppSession) {
   }
 }
 
+// A batched prefill through the C API equals the C++ one, f32 and bf16; its errors are named.
+TEST(CApi, SessionPrefillBatchEqualsTheCppSession) {
+  ScratchDir dir;
+  const std::string path = make_table(dir, DType::bf16);
+  char* err = nullptr;
+  hm_session* c = hm_session_open(path.c_str(), "{\"tier\": \"ssd\"}", &err);
+  ASSERT_NE(c, nullptr) << take_error(err);
+  const auto cpp = engram::Session::open(path);
+  const std::vector<std::int64_t> ids = {hm_session_add(c, &err), hm_session_add(c, &err)};
+  ASSERT_EQ(cpp->add(), ids[0]);
+  ASSERT_EQ(cpp->add(), ids[1]);
+  const std::vector<std::int64_t> lengths = {2, 3}, tokens = {4, 8, 15, 16, 23};
+  const auto values = static_cast<std::size_t>(5 * cpp->values_per_token());
+  std::vector<float> got(values), want(values);
+  std::vector<std::uint16_t> got_bf16(values), want_bf16(values);
+  hm_session_prefill_batch_f32(c, ids.data(), lengths.data(), 2, tokens.data(), got.data(), &err);
+  cpp->prefill_batch(ids.data(), lengths.data(), 2, tokens.data(), want.data());
+  hm_session_prefill_batch_bf16(c, ids.data(), lengths.data(), 2, tokens.data(), got_bf16.data(), &err);
+  cpp->prefill_batch(ids.data(), lengths.data(), 2, tokens.data(), want_bf16.data());
+  ASSERT_EQ(err, nullptr) << take_error(err);
+  EXPECT_EQ(got, want);
+  EXPECT_EQ(got_bf16, want_bf16);
+  const std::vector<std::int64_t> negative = {2, -3};
+  hm_session_prefill_batch_f32(c, ids.data(), negative.data(), 2, tokens.data(), got.data(), &err);
+  EXPECT_NE(take_error(err).find("hm_session_prefill_batch_f32: session prefill_batch: request 2: token count -3"),
+            std::string::npos);
+  hm_session_close(c);
+}
+
 TEST(CApi, SessionErrorsNameTheRequestAndTheProblem) {
   ScratchDir dir;
   const std::string path = make_table(dir, DType::f32);

@@ -121,6 +121,14 @@ void hm_session_prefill_f32(hm_session* session, int64_t id, const int64_t* toke
                             char** errptr);
 void hm_session_prefill_bf16(hm_session* session, int64_t id, const int64_t* tokens, size_t n, uint16_t* out,
                              char** errptr);
+/* Several requests' prompts at once: request ids[i] gets the next lengths[i] tokens of `tokens` (the prompts
+ * concatenated in the order of ids); all reads start before the first gather, so they overlap. out[sum of lengths ×
+ * layers × columns × dim], in the same order. Errors (before any history moves): an unknown or repeated id, a
+ * negative length, a bad token. */
+void hm_session_prefill_batch_f32(hm_session* session, const int64_t* ids, const int64_t* lengths, size_t count,
+                                  const int64_t* tokens, float* out, char** errptr);
+void hm_session_prefill_batch_bf16(hm_session* session, const int64_t* ids, const int64_t* lengths, size_t count,
+                                   const int64_t* tokens, uint16_t* out, char** errptr);
 
 /* Starts a decode step: tokens[b] is the next token of request ids[b], b < batch. Errors: layers of the previous
  * step not gathered, an unknown or repeated id, a bad token. */

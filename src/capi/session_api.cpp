@@ -25,7 +25,7 @@ hashmem::engram::Session& live(hm_session* s) {
   return *s->session;
 }
 
-std::int64_t count(std::size_t n, const char* what) {
+std::int64_t as_count(std::size_t n, const char* what) {
   if (n > static_cast<std::size_t>(std::numeric_limits<std::int64_t>::max())) {
     throw Error(std::string(what) + " " + std::to_string(n) + " is too large");
   }
@@ -82,17 +82,29 @@ void hm_session_remove(hm_session* session, int64_t id, char** errptr) {
 
 void hm_session_prefill_f32(hm_session* session, int64_t id, const int64_t* tokens, size_t n, float* out,
                             char** errptr) {
-  guarded(errptr, "hm_session_prefill_f32", [&] { live(session).prefill(id, tokens, count(n, "n"), out); });
+  guarded(errptr, "hm_session_prefill_f32", [&] { live(session).prefill(id, tokens, as_count(n, "n"), out); });
 }
 
 void hm_session_prefill_bf16(hm_session* session, int64_t id, const int64_t* tokens, size_t n, uint16_t* out,
                              char** errptr) {
-  guarded(errptr, "hm_session_prefill_bf16", [&] { live(session).prefill(id, tokens, count(n, "n"), out); });
+  guarded(errptr, "hm_session_prefill_bf16", [&] { live(session).prefill(id, tokens, as_count(n, "n"), out); });
+}
+
+void hm_session_prefill_batch_f32(hm_session* session, const int64_t* ids, const int64_t* lengths, size_t count,
+                                  const int64_t* tokens, float* out, char** errptr) {
+  guarded(errptr, "hm_session_prefill_batch_f32",
+          [&] { live(session).prefill_batch(ids, lengths, as_count(count, "count"), tokens, out); });
+}
+
+void hm_session_prefill_batch_bf16(hm_session* session, const int64_t* ids, const int64_t* lengths, size_t count,
+                                   const int64_t* tokens, uint16_t* out, char** errptr) {
+  guarded(errptr, "hm_session_prefill_batch_bf16",
+          [&] { live(session).prefill_batch(ids, lengths, as_count(count, "count"), tokens, out); });
 }
 
 void hm_session_prefetch(hm_session* session, const int64_t* ids, const int64_t* tokens, size_t batch,
                          char** errptr) {
-  guarded(errptr, "hm_session_prefetch", [&] { live(session).prefetch(ids, tokens, count(batch, "batch")); });
+  guarded(errptr, "hm_session_prefetch", [&] { live(session).prefetch(ids, tokens, as_count(batch, "batch")); });
 }
 
 void hm_session_gather_f32(hm_session* session, float* out, char** errptr) {

@@ -3,6 +3,7 @@
 //   s = torch.classes.hashmem.Session(table_path, tier, dram_budget, compression_path)   ("" = identity)
 //   id = s.add(); s.remove(id); s.requests() -> List[int]; s.clone() -> a session on the same table, no requests
 //   s.prefill(id, tokens[n] int64, dtype) -> [n, layers, columns, dim]
+//   s.prefill_batch(ids[k], lengths[k], tokens[sum lengths], dtype) -> [sum lengths, layers, columns, dim]
 //   s.prefetch(ids[B] int64, tokens[B] int64)            (tokens[b] is request ids[b]'s next token)
 //   s.gather(dtype) -> [B, layers, columns, dim];  s.gather_layer(layer, dtype) -> [B, columns, dim];  s.cancel()
 //   s.gather_into(out), s.gather_layer_into(layer, out): the same into a caller's tensor (dtype from out)
@@ -97,6 +98,20 @@ struct TorchSession : torch::CustomClassHolder {
     });
   }
 
+  // Several prompts: request ids[i] gets the next lengths[i] of the concatenated `tokens`.
+  Tensor prefill_batch(Tensor ids, Tensor lengths, Tensor tokens, std::string dtype) {
+    const Tensor i = ids_of(ids, "ids"), n = ids_of(lengths, "lengths"), t = ids_of(tokens, "tokens");
+    TORCH_CHECK(i.numel() == n.numel(), "hashmem.Session.prefill_batch: ", i.numel(), " request ids but ", n.numel(),
+                " lengths");
+    TORCH_CHECK(n.numel() == 0 || (n.min().item<int64_t>() >= 0 && n.sum().item<int64_t>() == t.numel()),
+                "hashmem.Session.prefill_batch: the lengths must be >= 0 and add up to the ", t.numel(), " tokens");
+    return guarded("prefill_batch", [&] {
+      return filled({t.numel(), layers(), columns(), dim()}, dtype, [&](auto* out) {
+        session->prefill_batch(i.data_ptr<int64_t>(), n.data_ptr<int64_t>(), i.numel(), t.data_ptr<int64_t>(), out);
+      });
+    });
+  }
+
   void prefetch(Tensor ids, Tensor tokens) {
     const Tensor i = ids_of(ids, "ids"), t = ids_of(tokens, "tokens");
     TORCH_CHECK(i.numel() == t.numel(), "hashmem.Session.prefetch: ", i.numel(), " request ids but ", t.numel(),
@@ -161,6 +176,7 @@ TORCH_LIBRARY_FRAGMENT(hashmem, m) {
       .def("step_batch", &TorchSession::step_batch)
       .def("cancel", &TorchSession::cancel)
       .def("prefill", &TorchSession::prefill)
+      .def("prefill_batch", &TorchSession::prefill_batch)
       .def("prefetch", &TorchSession::prefetch)
       .def("gather", &TorchSession::gather)
       .def("gather_layer", &TorchSession::gather_layer)

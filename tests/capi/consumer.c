@@ -75,7 +75,15 @@ static void drive_session(const char* path, const char* options) {
     ids[r] = hm_session_add(s, &err);
     twin_ids[r] = hm_session_add(twin, &err);
     hm_session_prefill_f32(s, ids[r], prompt, 4, prefilled, &err);
-    hm_session_prefill_f32(twin, twin_ids[r], prompt, 4, prefilled, &err);
+  }
+  { /* the twin prefills both prompts in one batch: the same histories */
+    const int64_t lengths[2] = {4, 4};
+    int64_t both[8];
+    float* rows = malloc(8 * per_token * sizeof(float));
+    for (int i = 0; i < 8; ++i) both[i] = prompt[i % 4];
+    hm_session_prefill_batch_f32(twin, twin_ids, lengths, 2, both, rows, &err);
+    check(memcmp(rows + 4 * per_token, prefilled, 4 * per_token * sizeof(float)) == 0, "batched prefill", NULL);
+    free(rows);
   }
   check(err == NULL && ids[0] == 1 && ids[1] == 2, "add and prefill", err);
   float* whole = malloc(2 * per_token * sizeof(float));
