@@ -80,6 +80,13 @@ class EngramMemory(nn.Module):
 
 # ---- attention (shapes and semantics: src/torch/attention_autograd.hpp) ----
 
+def session(table_path, tier="dram", dram_budget=0, compression=""):
+    """A serving session over the table (torch.classes.hashmem.Session; docs/serving.md "Sessions"): add/remove
+    requests, prefill(id, tokens, dtype), prefetch(ids, tokens), gather(dtype) / gather_layer(layer, dtype).
+    compression: the tokenizer's compression JSON ("" = tokens are compressed ids already)."""
+    return torch.classes.hashmem.Session(table_path, tier, dram_budget, compression)
+
+
 def attention_exact(q, k, v, causal=False, scale=0.0):
     """Tiled exact attention: q [..., n, d], k [..., m, d], v [..., m, dv] -> [..., n, dv]; autograd q, k, v."""
     return torch.ops.hashmem.attention_exact(q, k, v, causal, scale)

@@ -1,5 +1,6 @@
 // The C API (include/hashmem/c_api.h): gathers equal to the C++ Table on both tiers and every dtype, prefetch
-// tickets, and errptr behaviour (messages naming the problem, an earlier message freed, NULL errptr).
+// tickets, and errptr behaviour (messages naming the problem, an earlier message freed, NULL errptr); sessions
+// equal to the C++ engram::Session driven with the same calls.
 #include <gtest/gtest.h>
 
 #include <string>
@@ -7,6 +8,7 @@
 #include <vector>
 
 #include "hashmem/c_api.h"
+#include "hashmem/session.hpp"
 #include "hashmem/store.hpp"
 #include "test_util.hpp"
 
@@ -167,6 +169,167 @@ TEST(CApi, AnEarlierMessageIsFreedAndSuccessLeavesItAlone) {
   EXPECT_EQ(std::string(err), second);  // success leaves *errptr untouched
   take_error(err);
   hm_table_close(t);
+}
+
+// The same calls through the C API and on a C++ Session: equal outputs, f32 and bf16, whole and per layer, with
+// requests leaving and joining, on both tiers and every dtype.
+TEST(CApi, SessionsEqualTheCppSession) {
+  ScratchDir dir;
+  for (DType dtype : {DType::f32, DType::bf16, DType::fp8}) {
+    const std::string path = make_table(dir, dtype);
+    for (const char* options : {"", "{\"tier\": \"ssd\", \"dram_budget\": 4096}"}) {
+      SCOPED_TRACE(std::string(dtype_name(dtype)) + " " + options);
+      char* err = nullptr;
+      hm_session* c = hm_session_open(path.c_str(), options, &err);
+      ASSERT_NE(c, nullptr) << take_error(err);
+      engram::SessionOptions cpp_options;
+      if (*options != '\0') cpp_options.store.tier = Tier::ssd;
+      cpp_options.store.dram_budget = 4096;
+      const auto cpp = engram::Session::open(path, cpp_options);
+      ASSERT_EQ(hm_session_layers(c), cpp->layers());
+      ASSERT_EQ(hm_session_columns(c), cpp->columns());
+      ASSERT_EQ(hm_session_dim(c), cpp->dim());
+      const auto per_token = static_cast<std::size_t>(cpp->values_per_token());
+      const auto width = static_cast<std::size_t>(cpp->columns() * cpp->dim());
+      std::vector<std::int64_t> ids;
+      const std::vector<std::int64_t> prompt = {3, 1, 4, 1, 5, 9, 2, 6};
+      for (int step = 0; step < 12; ++step) {
+        if (step % 4 == 0) {  // a request joins (prefilled with a prompt prefix), from the second on one leaves
+          if (ids.size() > 1) {
+            hm_session_remove(c, ids.front(), &err);
+            cpp->remove(ids.front());
+            ids.erase(ids.begin());
+          }
+          const std::int64_t id = hm_session_add(c, &err);
+          ASSERT_EQ(id, cpp->add());
+          ids.push_back(id);
+          const std::size_t n = static_cast<std::size_t>(step % prompt.size()) + 1;
+          std::vector<std::uint16_t> got(n * per_token), want(n * per_token);
+          hm_session_prefill_bf16(c, id, prompt.data(), n, got.data(), &err);
+          cpp->prefill(id, prompt.data(), static_cast<std::int64_t>(n), want.data());
+          ASSERT_EQ(err, nullptr) << take_error(err);
+          EXPECT_EQ(got, want);
+        }
+        std::vector<std::int64_t> tokens;
+        for (std::size_t b = 0; b < ids.size(); ++b) tokens.push_back((step * 31 + static_cast<int>(b) * 7) % 100);
+        hm_session_prefetch(c, ids.data(), tokens.data(), ids.size(), &err);
+        cpp->prefetch(ids.data(), tokens.data(), static_cast<std::int64_t>(ids.size()));
+        std::vector<float> got(ids.size() * per_token), want(ids.size() * per_token);
+        cpp->gather(want.data());
+        if (step % 2 == 0) {
+          hm_session_gather_f32(c, got.data(), &err);
+        } else {
+          for (int layer = 0; layer < hm_session_layers(c); ++layer) {
+            std::vector<float> one(ids.size() * width);
+            hm_session_gather_layer_f32(c, layer, one.data(), &err);
+            testing::place_layer(one, static_cast<std::size_t>(cpp->layers()), static_cast<std::size_t>(layer), width, got);
+          }
+        }
+        ASSERT_EQ(err, nullptr) << take_error(err);
+        EXPECT_EQ(got, want) << "step " << step;
+      }
+      // bf16 gathers of one more step, whole and per layer.
+      const std::vector<std::int64_t> tokens(ids.size(), 42);
+      std::vector<std::uint16_t> got(ids.size() * per_token), want(ids.size() * per_token), layer0(ids.size() * width);
+      hm_session_prefetch(c, ids.data(), tokens.data(), ids.size(), &err);
+      std::vector<std::uint16_t> layer1(layer0.size());
+      hm_session_gather_layer_bf16(c, 0, layer0.data(), &err);
+      hm_session_gather_layer_bf16(c, 1, layer1.data(), &err);
+      cpp->prefetch(ids.data(), tokens.data(), static_cast<std::int64_t>(ids.size()));
+      cpp->gather_layer(0, want.data());
+      cpp->cancel();
+      EXPECT_EQ(layer0, std::vector<std::uint16_t>(want.begin(), want.begin() + static_cast<std::ptrdiff_t>(layer0.size())));
+      hm_session_prefetch(c, ids.data(), tokens.data(), ids.size(), &err);
+      hm_session_gather_bf16(c, got.data(), &err);
+      cpp->prefetch(ids.data(), tokens.data(), static_cast<std::int64_t>(ids.size()));
+      cpp->gather(want.data());
+      ASSERT_EQ(err, nullptr) << take_error(err);
+      EXPECT_EQ(got, want);
+      hm_session_close(c);
+    }
+  }
+}
+
+// A batched prefill through the C API equals the C++ one, f32 and bf16; its errors are named.
+TEST(CApi, SessionPrefillBatchEqualsTheCppSession) {
+  ScratchDir dir;
+  const std::string path = make_table(dir, DType::bf16);
+  char* err = nullptr;
+  hm_session* c = hm_session_open(path.c_str(), "{\"tier\": \"ssd\"}", &err);
+  ASSERT_NE(c, nullptr) << take_error(err);
+  const auto cpp = engram::Session::open(path);
+  const std::vector<std::int64_t> ids = {hm_session_add(c, &err), hm_session_add(c, &err)};
+  ASSERT_EQ(cpp->add(), ids[0]);
+  ASSERT_EQ(cpp->add(), ids[1]);
+  const std::vector<std::int64_t> lengths = {2, 3}, tokens = {4, 8, 15, 16, 23};
+  const auto values = static_cast<std::size_t>(5 * cpp->values_per_token());
+  std::vector<float> got(values), want(values);
+  std::vector<std::uint16_t> got_bf16(values), want_bf16(values);
+  hm_session_prefill_batch_f32(c, ids.data(), lengths.data(), 2, tokens.data(), got.data(), &err);
+  cpp->prefill_batch(ids.data(), lengths.data(), 2, tokens.data(), want.data());
+  hm_session_prefill_batch_bf16(c, ids.data(), lengths.data(), 2, tokens.data(), got_bf16.data(), &err);
+  cpp->prefill_batch(ids.data(), lengths.data(), 2, tokens.data(), want_bf16.data());
+  ASSERT_EQ(err, nullptr) << take_error(err);
+  EXPECT_EQ(got, want);
+  EXPECT_EQ(got_bf16, want_bf16);
+  const std::vector<std::int64_t> negative = {2, -3};
+  hm_session_prefill_batch_f32(c, ids.data(), negative.data(), 2, tokens.data(), got.data(), &err);
+  EXPECT_NE(take_error(err).find("hm_session_prefill_batch_f32: session prefill_batch: request 2: token count -3"),
+            std::string::npos);
+  hm_session_close(c);
+}
+
+TEST(CApi, SessionErrorsNameTheRequestAndTheProblem) {
+  ScratchDir dir;
+  const std::string path = make_table(dir, DType::f32);
+  char* err = nullptr;
+  EXPECT_EQ(hm_session_open(path.c_str(), "{\"colour\": 1}", &err), nullptr);
+  EXPECT_NE(take_error(err).find("unknown key \"colour\" (known: \"tier\", \"dram_budget\", \"compression\")"),
+            std::string::npos);
+  EXPECT_EQ(hm_session_open(path.c_str(), "{\"compression\": \"/nonexistent.json\"}", &err), nullptr);
+  EXPECT_NE(take_error(err).find("nonexistent.json"), std::string::npos);
+  EXPECT_EQ(hm_session_open(nullptr, nullptr, &err), nullptr);
+  EXPECT_NE(take_error(err).find("table_path is NULL"), std::string::npos);
+  hm_session* s = hm_session_open(path.c_str(), nullptr, &err);
+  ASSERT_NE(s, nullptr) << take_error(err);
+  const std::int64_t id = hm_session_add(s, &err);
+  std::vector<float> out(4 * static_cast<std::size_t>(hm_session_layers(s) * hm_session_columns(s) * hm_session_dim(s)));
+  const std::int64_t tokens[] = {1, 100};
+  hm_session_prefill_f32(s, id, tokens, 2, out.data(), &err);
+  EXPECT_NE(take_error(err).find("hm_session_prefill_f32: session prefill: request 1: token id 100 at position 1"),
+            std::string::npos);
+  hm_session_gather_f32(s, out.data(), &err);
+  EXPECT_NE(take_error(err).find("no step in flight"), std::string::npos);
+  const std::int64_t ids[] = {id, id};
+  hm_session_prefetch(s, ids, tokens, 2, &err);
+  EXPECT_NE(take_error(err).find("named twice"), std::string::npos);
+  hm_session_prefetch(s, ids, tokens, 1, &err);
+  hm_session_gather_layer_f32(s, 5, out.data(), &err);
+  EXPECT_NE(take_error(err).find("layer 5 is not in [0, 2)"), std::string::npos);
+  hm_session_gather_layer_f32(s, 0, out.data(), &err);
+  hm_session_gather_layer_f32(s, 0, out.data(), &err);
+  EXPECT_NE(take_error(err).find("layer 0 of this step was already gathered"), std::string::npos);
+  hm_session_prefetch(s, ids, tokens, 1, &err);
+  EXPECT_NE(take_error(err).find("not gathered yet"), std::string::npos);
+  hm_session_cancel(s);
+  hm_session_remove(s, 7, &err);
+  EXPECT_NE(take_error(err).find("no request 7"), std::string::npos);
+  hm_session_prefetch(nullptr, ids, tokens, 1, &err);
+  EXPECT_NE(take_error(err).find("session is NULL"), std::string::npos);
+  EXPECT_EQ(hm_session_clone(nullptr, &err), nullptr);
+  EXPECT_NE(take_error(err).find("hm_session_clone: session is NULL"), std::string::npos);
+  hm_session* clone = hm_session_clone(s, &err);  // its own requests: the original's id 1 is not in it
+  ASSERT_NE(clone, nullptr) << take_error(err);
+  hm_session_remove(clone, id, &err);
+  EXPECT_NE(take_error(err).find("no request 1"), std::string::npos);
+  hm_session_close(s);  // the clone keeps the table open
+  EXPECT_EQ(hm_session_add(clone, &err), 1);
+  hm_session_prefill_f32(clone, 1, tokens, 1, out.data(), &err);
+  EXPECT_EQ(err, nullptr) << take_error(err);
+  s = clone;
+  hm_session_close(s);
+  hm_session_close(nullptr);
+  hm_session_cancel(nullptr);
 }
 
 TEST(CApi, CloseAndFreeAcceptNullAndTheVersionIsTheLibrarys) {

@@ -20,13 +20,7 @@ using testing::ScratchDir;
 constexpr std::int64_t kVocab = 40, kRowDim = 8;
 
 // A compression folding pairs of tokenizer ids (40 ids → 20 compressed ids).
-Compression folding() {
-  Compression c;
-  c.tokenizer_entries = kVocab;
-  c.compressed_vocab = kVocab / 2;
-  for (std::int64_t i = 0; i < kVocab; ++i) c.lookup.push_back(i / 2);
-  return c;
-}
+Compression folding() { return testing::folding_compression(kVocab); }
 
 Layout layout_for(const Compression& c) {
   Config config;

@@ -1,6 +1,7 @@
 // Helpers shared by the test files: scratch directories, running the CLI, reading files.
 #pragma once
 
+#include <algorithm>
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
@@ -9,6 +10,7 @@
 #include <string>
 #include <sys/wait.h>
 #include <unistd.h>
+#include <vector>
 
 #include "hashmem/engram.hpp"
 #include "hashmem/error.hpp"
@@ -53,6 +55,27 @@ inline engram::Config small_engram_config() {
   c.compressed_vocab = 100;
   c.pad_id = 2;
   return c;
+}
+
+// A tokenizer compression folding `tokenizer_entries` ids in pairs onto half as many compressed ids (id → id / 2).
+inline engram::Compression folding_compression(std::int64_t tokenizer_entries) {
+  engram::Compression c;
+  c.tokenizer_entries = tokenizer_entries;
+  c.compressed_vocab = tokenizer_entries / 2;
+  for (std::int64_t i = 0; i < tokenizer_entries; ++i) c.lookup.push_back(i / 2);
+  return c;
+}
+
+// One layer's rows [batch, width] into their place in all[batch, layers, width] (a session's per-layer gather
+// laid out as its whole gather).
+template <class T>
+void place_layer(const std::vector<T>& layer_rows, std::size_t layers, std::size_t layer, std::size_t width,
+                 std::vector<T>& all) {
+  for (std::size_t b = 0; b * width < layer_rows.size(); ++b) {
+    std::copy(layer_rows.begin() + static_cast<std::ptrdiff_t>(b * width),
+              layer_rows.begin() + static_cast<std::ptrdiff_t>((b + 1) * width),
+              all.begin() + static_cast<std::ptrdiff_t>((b * layers + layer) * width));
+  }
 }
 
 inline std::string read_file(const std::string& path) {

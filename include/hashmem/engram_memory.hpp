@@ -12,11 +12,12 @@
 // and hash with numpy's semantics; ids at or past the tokenizer size throw Error naming the id and position.
 //
 // Threads: a Memory belongs to one thread (its table may be read by others, see store.hpp); a Stream belongs to
-// one thread. Ownership: Memory owns its table once open()ed; a Lookup owns its tickets (a Lookup dropped
+// one thread. Ownership: Memory owns its table once open()ed (shared with the Memories it was handed to); a Lookup owns its tickets (a Lookup dropped
 // before its gathers releases what it pinned). REQUIRES: every Lookup is dropped before its Memory. Errors: hashmem::Error naming the file, id or problem.
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <string>
 #include <string_view>
@@ -70,19 +71,31 @@ class Memory {
   void create(const std::string& path, std::uint64_t seed, float stddev) const;
   // Opens `path` for lookups. Throws Error when its Engram constants or row width differ from this memory's.
   void open(const std::string& path, const store::OpenOptions& options);
+  // Uses a table already open (shared with other Memories, e.g. sessions on several threads: store.hpp lets many
+  // threads read one table). REQUIRES: table != nullptr. Throws Error as open() does.
+  void open(std::shared_ptr<store::Table> table);
+  // The open table, for sharing. REQUIRES: is_open().
+  const std::shared_ptr<store::Table>& shared_table() const { return table_; }
   bool is_open() const { return table_ != nullptr; }
   // REQUIRES: is_open().
   store::Table& table() { return *table_; }
 
   Stream stream(std::int64_t batch) const;
+  const Compression& compression() const { return compression_; }
 
   // Token ids [batch, seq] → row ids of every tensor, their reads started. Without `stream` every sequence
   // starts from pad; with one (REQUIRES: stream->batch() == batch) each continues its history. `count` adds the
   // rows to the access profile. REQUIRES: is_open().
   Lookup lookup(const std::int64_t* ids, std::int64_t batch, std::int64_t seq, Stream* stream = nullptr,
                 bool count = false);
-  // Tensor `tensor`'s rows of `l` as float32 [batch, seq, width] into `out` (waits for their reads).
+  // The same with one stream per sequence: sequence b continues streams[b] (REQUIRES: streams[b]->batch() == 1,
+  // no stream named twice). For a batch whose sequences come and go (engram::Session): still one prefetch per
+  // tensor. A bad token id throws before any history moves.
+  Lookup lookup_streams(const std::int64_t* ids, std::int64_t batch, std::int64_t seq, Stream* const* streams,
+                        bool count = false);
+  // Tensor `tensor`'s rows of `l` as float32 (or bf16 bits) [batch, seq, width] into `out` (waits for their reads).
   void gather(Lookup& l, std::size_t tensor, float* out);
+  void gather(Lookup& l, std::size_t tensor, std::uint16_t* out_bf16);
   // One optimizer step on tensor `tensor`'s rows of `l`, gradients [batch, seq, width] (duplicates summed).
   void update(const Lookup& l, std::size_t tensor, const float* grads, const store::UpdateOptions& options);
 
@@ -94,10 +107,15 @@ class Memory {
   std::vector<std::vector<std::int64_t>> hot_rows(std::int64_t total) const;
 
  private:
+  // compress → hash (by `hash`: tensor, compressed ids, rows out) → count → one prefetch per tensor.
+  using HashFn = std::function<void(std::size_t, const std::int64_t*, std::int64_t*)>;
+  Lookup start(const std::int64_t* ids, std::int64_t batch, std::int64_t seq, const HashFn& hash, bool count);
+  void check_table(const store::TableInfo& info) const;  // the Engram constants and compression fingerprint
+
   Layout layout_;
   std::int64_t row_dim_;
   Compression compression_;
-  std::unique_ptr<store::Table> table_;
+  std::shared_ptr<store::Table> table_;
   std::vector<std::vector<std::uint32_t>> counts_;  // per tensor, per row
   std::vector<std::int64_t> compressed_;             // scratch
 };

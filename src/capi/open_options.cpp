@@ -22,11 +22,10 @@ std::uint64_t budget_from(const nlohmann::json& value) {
   throw Error("options: \"dram_budget\" must be a non-negative integer (bytes), not " + value.dump());
 }
 
-}  // namespace
-
-store::OpenOptions parse_open_options(const char* json) {
-  store::OpenOptions options;
-  if (json == nullptr || *json == '\0') return options;
+// Parses `json` and hands each key to `take` (which returns false for a key it does not know).
+template <class Take>
+void parse_keys(const char* json, const char* known, Take&& take) {
+  if (json == nullptr || *json == '\0') return;
   nlohmann::json j;
   try {
     j = nlohmann::json::parse(json);
@@ -35,14 +34,42 @@ store::OpenOptions parse_open_options(const char* json) {
   }
   if (!j.is_object()) throw Error("options: must be a JSON object, not " + j.dump());
   for (const auto& [key, value] : j.items()) {
-    if (key == "tier") {
-      options.tier = tier_from(value);
-    } else if (key == "dram_budget") {
-      options.dram_budget = budget_from(value);
-    } else {
-      throw Error("options: unknown key \"" + key + "\" (known: \"tier\", \"dram_budget\")");
-    }
+    if (!take(key, value)) throw Error("options: unknown key \"" + key + "\" (known: " + known + ")");
   }
+}
+
+bool take_store_key(store::OpenOptions& options, const std::string& key, const nlohmann::json& value) {
+  if (key == "tier") {
+    options.tier = tier_from(value);
+  } else if (key == "dram_budget") {
+    options.dram_budget = budget_from(value);
+  } else {
+    return false;
+  }
+  return true;
+}
+
+}  // namespace
+
+store::OpenOptions parse_open_options(const char* json) {
+  store::OpenOptions options;
+  parse_keys(json, "\"tier\", \"dram_budget\"", [&](const std::string& key, const nlohmann::json& value) {
+    return take_store_key(options, key, value);
+  });
+  return options;
+}
+
+engram::SessionOptions parse_session_options(const char* json) {
+  engram::SessionOptions options;
+  parse_keys(json, "\"tier\", \"dram_budget\", \"compression\"",
+             [&](const std::string& key, const nlohmann::json& value) {
+               if (key != "compression") return take_store_key(options.store, key, value);
+               if (!value.is_string()) {
+                 throw Error("options: \"compression\" must be a path (a string), not " + value.dump());
+               }
+               options.compression_path = value.get<std::string>();
+               return true;
+             });
   return options;
 }
 

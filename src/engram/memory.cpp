@@ -81,7 +81,18 @@ void Memory::create(const std::string& path, std::uint64_t seed, float stddev) c
 }
 
 void Memory::open(const std::string& path, const store::OpenOptions& options) {
-  const store::TableInfo info = store::read_info(path);
+  check_table(store::read_info(path));
+  table_ = store::Table::open(path, options);
+}
+
+void Memory::open(std::shared_ptr<store::Table> table) {
+  if (!table) throw Error("Engram memory: open() given no table");
+  check_table(table->info());
+  table_ = std::move(table);
+}
+
+void Memory::check_table(const store::TableInfo& info) const {
+  const std::string& path = info.path;
   if (info.dim != row_dim_ || !same_constants(make_layout(info.config), layout_)) {
     throw Error("Engram table '" + path + "' does not match this memory's config (layers, primes or row width differ)");
   }
@@ -91,18 +102,43 @@ void Memory::open(const std::string& path, const store::OpenOptions& options) {
     throw Error("Engram table '" + path + "' was made for another tokenizer compression (lookup SHA-256 " +
                 recorded->second + ", this memory's is " + ours + ")");
   }
-  table_ = store::Table::open(path, options);
 }
 
 Stream Memory::stream(std::int64_t batch) const { return Stream(layout_, batch); }
 
 Lookup Memory::lookup(const std::int64_t* ids, std::int64_t batch, std::int64_t seq, Stream* stream, bool count) {
-  if (!table_) throw Error("Engram memory: lookup before open()");
-  if (batch < 0 || seq < 0) throw Error("Engram lookup: batch and seq must be >= 0");
   if (stream && stream->batch() != batch) {
     throw Error("Engram lookup: a stream of " + std::to_string(stream->batch()) + " sequences given " +
                 std::to_string(batch));
   }
+  return start(ids, batch, seq, [&](std::size_t t, const std::int64_t* compressed, std::int64_t* rows) {
+    if (stream) {
+      stream->hashers_[t]->push(compressed, seq, rows);
+    } else {
+      hash_batch(layout_, t, compressed, batch, seq, rows, /*add_offsets=*/true);
+    }
+  }, count);
+}
+
+Lookup Memory::lookup_streams(const std::int64_t* ids, std::int64_t batch, std::int64_t seq, Stream* const* streams,
+                              bool count) {
+  for (std::int64_t b = 0; b < batch; ++b) {
+    if (streams[b] == nullptr || streams[b]->batch() != 1) {
+      throw Error("Engram lookup: stream " + std::to_string(b) + " must be a stream of one sequence");
+    }
+  }
+  const auto width = static_cast<std::size_t>(seq * columns());
+  return start(ids, batch, seq, [&](std::size_t t, const std::int64_t* compressed, std::int64_t* rows) {
+    for (std::int64_t b = 0; b < batch; ++b) {
+      const auto at = static_cast<std::size_t>(b);
+      streams[b]->hashers_[t]->push(compressed + at * static_cast<std::size_t>(seq), seq, rows + at * width);
+    }
+  }, count);
+}
+
+Lookup Memory::start(const std::int64_t* ids, std::int64_t batch, std::int64_t seq, const HashFn& hash, bool count) {
+  if (!table_) throw Error("Engram memory: lookup before open()");
+  if (batch < 0 || seq < 0) throw Error("Engram lookup: batch and seq must be >= 0");
   const auto n = static_cast<std::size_t>(batch * seq);
   compressed_.resize(n);
   compress_ids(compression_, ids, n, compressed_.data());
@@ -113,11 +149,7 @@ Lookup Memory::lookup(const std::int64_t* ids, std::int64_t batch, std::int64_t 
   for (std::size_t t = 0; t < l.rows.size(); ++t) {
     std::vector<std::int64_t>& rows = l.rows[t];
     rows.resize(n * static_cast<std::size_t>(columns()));
-    if (stream) {
-      stream->hashers_[t]->push(compressed_.data(), seq, rows.data());
-    } else {
-      hash_batch(layout_, t, compressed_.data(), batch, seq, rows.data(), /*add_offsets=*/true);
-    }
+    hash(t, compressed_.data(), rows.data());
     if (count) {
       std::vector<std::uint32_t>& c = counts_[t];
       for (std::int64_t r : rows) {
@@ -133,6 +165,11 @@ Lookup Memory::lookup(const std::int64_t* ids, std::int64_t batch, std::int64_t 
 void Memory::gather(Lookup& l, std::size_t tensor, float* out) {
   if (tensor >= l.tickets.size()) throw Error("Engram gather: tensor " + std::to_string(tensor) + " out of range");
   table_->gather(l.tickets[tensor], out);
+}
+
+void Memory::gather(Lookup& l, std::size_t tensor, std::uint16_t* out_bf16) {
+  if (tensor >= l.tickets.size()) throw Error("Engram gather: tensor " + std::to_string(tensor) + " out of range");
+  table_->gather(l.tickets[tensor], out_bf16);
 }
 
 void Memory::update(const Lookup& l, std::size_t tensor, const float* grads, const store::UpdateOptions& options) {
