@@ -25,7 +25,8 @@ struct CacheStudyOptions {
   std::vector<double> budgets = {0.005, 0.01, 0.02, 0.05, 0.10, 0.20, 0.50};
   std::vector<std::int64_t> requests = {1, 8, 64};  // B of the mixed streams
   std::int64_t mixed_tokens = 1'000'000;            // tokens per mixed stream (0 = all held-out tokens)
-  std::int64_t max_train_tokens = 0, max_eval_tokens = 0;  // 0 = all
+  std::int64_t max_train_tokens = 0;           // 0 = all
+  std::int64_t max_eval_tokens = 1'000'000;    // per domain; 0 = all
   std::vector<std::string> policies, domain_policies;      // simulated on mixed / per-domain streams
   double static_fraction = 0.9;  // tiered: share of the budget held by the static hot set
   double decode_step_ms = 20;    // IOPS at B tokens per decode step of this length
@@ -45,7 +46,8 @@ struct StreamInfo {
 
 struct DomainInfo {
   std::string name;
-  std::int64_t tokens = 0, documents = 0;
+  std::int64_t train_tokens = 0;  // of the profile
+  std::int64_t tokens = 0, documents = 0;  // held out
   std::uint64_t text_bytes = 0;
   double encode_seconds = 0, hash_seconds = 0;
 };
@@ -63,7 +65,8 @@ struct Point {
 
 struct Study {
   StreamInfo train;
-  std::vector<DomainInfo> domains;  // held-out traces
+  std::vector<DomainInfo> domains;
+  std::vector<std::int64_t> train_tokens;  // per domain
   std::vector<StreamInfo> streams;
   std::int64_t table_rows = 0, profile_rows = 0;
   std::size_t row_bytes = 0;

@@ -64,7 +64,7 @@ nlohmann::ordered_json study_json(const CacheStudyOptions& o, const Study& st) {
                        {"tokens_per_second", static_cast<double>(s.requests) * 1000.0 / o.decode_step_ms}});
   }
   for (const DomainInfo& d : st.domains) {
-    domains.push_back({{"name", d.name}, {"heldout_tokens", d.tokens}, {"heldout_documents", d.documents},
+    domains.push_back({{"name", d.name}, {"train_tokens", d.train_tokens}, {"heldout_tokens", d.tokens}, {"heldout_documents", d.documents},
                        {"heldout_bytes", d.text_bytes}, {"encode_seconds", d.encode_seconds},
                        {"hash_seconds", d.hash_seconds}});
   }

@@ -115,6 +115,7 @@ RowTrace build_trace(const TraceSource& source, const std::vector<std::string>& 
   std::optional<bpe::Tokenizer> tokenizer;  // loaded at the first text file
   std::optional<bpe::Encoder> encoder;
   for (const std::string& path : files) {
+    const std::int64_t before = trace.tokens;
     bool ids = false;
     {
       const MappedFile file(path);
@@ -133,6 +134,7 @@ RowTrace build_trace(const TraceSource& source, const std::vector<std::string>& 
     } catch (const Error& e) {
       throw Error(path + ": " + e.what());
     }
+    trace.file_tokens.push_back(trace.tokens - before);
   }
   return trace;
 }

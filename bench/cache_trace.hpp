@@ -27,6 +27,7 @@ struct RowTrace {
   std::vector<std::int64_t> document_starts = {0};  // token index of each document's start, then `tokens`
   std::int64_t rows_per_token = 0;  // layers × columns (48 at DeepSeek-V4.1's shape)
   std::int64_t tokens = 0, documents = 0;
+  std::vector<std::int64_t> file_tokens;  // tokens of each input file
   std::uint64_t text_bytes = 0;    // bytes of text encoded (0 for token-id files)
   double encode_seconds = 0, hash_seconds = 0;
 };

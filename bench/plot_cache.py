@@ -4,6 +4,8 @@
                                         mix at each B), one line per policy, MIN dashed, the compulsory ceilings
                                         dotted
   plot_cache.py --csv CACHE.json OUT.csv  the points as CSV (the columns of `hashmem bench cache` without --json)
+  plot_cache.py --table CACHE.json      markdown tables for docs/cache_study.md: per stream, hit ratio (misses per
+                                        token) per budget × policy, and the best policy / MIN preloaded
   plot_cache.py --gb CACHE.json MISSES_PER_TOKEN [POLICY]
                                         the headline: per stream, the DRAM (GB) a policy (default static+s3fifo)
                                         and MIN preloaded need to miss at most MISSES_PER_TOKEN rows per token
@@ -19,6 +21,10 @@ import sys
 
 CSV_COLUMNS = ["stream", "requests", "policy", "budget_fraction", "budget_rows", "budget_gb", "capacity_simulated",
                "hit_ratio", "misses_per_token", "compulsory_per_token", "iops", "seconds"]
+
+
+COLORS = {"lru": "tab:blue", "s3fifo": "tab:orange", "tinylfu": "tab:green", "static": "tab:red",
+          "static+s3fifo": "tab:purple", "min": "tab:gray", "min+static": "black"}
 
 
 def stream_key(p):
@@ -67,6 +73,33 @@ def print_gb(study, misses, policy):
         print(f"  {name:8s} B={b:<3d} {policy}: {text[0]:>20s}   min+static: {text[1]:>20s}")
 
 
+def print_tables(study):
+    for info in study["streams"]:
+        name, b = info["name"], info["requests"]
+        pts = [p for p in study["points"] if stream_key(p) == (name, b)]
+        policies = []
+        for p in pts:
+            if p["policy"] not in policies:
+                policies.append(p["policy"])
+        budgets = sorted({p["budget_fraction"] for p in pts})
+        at = {(p["policy"], p["budget_fraction"]): p for p in pts}
+        online = [pol for pol in policies if not pol.startswith("min")]
+        print(f"\n{name}, B = {b}: {info['tokens']:,} tokens, {info['distinct_rows'] / info['tokens']:.1f} distinct "
+              f"rows per token, {info['unprofiled_rows'] / info['tokens']:.1f} never profiled per token\n")
+        print("| budget | GB | " + " | ".join(policies) + " | best / min+static |")
+        print("|---" * (len(policies) + 3) + "|")
+        for f in budgets:
+            row = [f"{100 * f:g} %", f"{at[(policies[0], f)]['budget_gb']:.1f}"]
+            for pol in policies:
+                p = at[(pol, f)]
+                row.append(f"{p['hit_ratio']:.3f} ({p['misses_per_token']:.1f})")
+            best = max(online, key=lambda pol: at[(pol, f)]["hit_ratio"])
+            bound = at.get(("min+static", f))
+            ratio = at[(best, f)]["hit_ratio"] / bound["hit_ratio"] if bound else float("nan")
+            row.append(f"{best} {ratio:.3f}")
+            print("| " + " | ".join(row) + " |")
+
+
 def plot(study, out):
     import matplotlib
     matplotlib.use("Agg")
@@ -85,18 +118,18 @@ def plot(study, out):
         for pol in policies:
             line = sorted((p["budget_fraction"], p["hit_ratio"]) for p in pts if p["policy"] == pol)
             ax.plot([100 * x for x, _ in line], [y for _, y in line], "--" if pol.startswith("min") else "-",
-                    marker="o", markersize=3, label=pol)
+                    marker="o", markersize=3, label=pol, color=COLORS.get(pol))
         ax.axhline(1 - info["distinct_rows"] / info["accesses"], color="grey", linestyle=":", label="cold ceiling")
         ax.axhline(1 - info["unprofiled_rows"] / info["accesses"], color="black", linestyle=":",
                    label="ceiling, whole profile")
         ax.set_xscale("log")
         ax.set_title(f"{name}, B={b}: {info['tokens'] / 1e6:.2f} M tokens", fontsize=9)
-        ax.set_xlabel("DRAM budget, % of %d M rows" % (study["table_rows"] // 10**6), fontsize=8)
+        ax.set_xlabel("DRAM budget, %% of %d M rows" % (study["table_rows"] // 10**6), fontsize=8)
         ax.set_ylabel("hit ratio", fontsize=8)
         ax.grid(True, which="both", alpha=0.3)
     for ax in list(axes.flat)[len(streams):]:
         ax.axis("off")
-    axes.flat[0].legend(fontsize=6)
+    max(axes.flat, key=lambda a: len(a.get_lines())).legend(fontsize=6)  # the panel with every policy
     fig.suptitle("%s: profile of %.1f M training tokens" % (study["preset"], study["train"]["tokens"] / 1e6))
     fig.tight_layout()
     fig.savefig(out, dpi=110)
@@ -106,6 +139,9 @@ def main(argv):
     if argv and argv[0] == "--csv":
         with open(argv[1]) as f:
             write_csv(json.load(f), argv[2])
+    elif argv and argv[0] == "--table":
+        with open(argv[1]) as f:
+            print_tables(json.load(f))
     elif argv and argv[0] == "--gb":
         with open(argv[1]) as f:
             print_gb(json.load(f), float(argv[2]), argv[3] if len(argv) > 3 else "static+s3fifo")
