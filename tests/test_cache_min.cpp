@@ -75,11 +75,35 @@ TEST(CacheMin, CompulsoryMissesAreFirstTouchesOutsideThePreload) {
   EXPECT_EQ(pre.hits, best_hits(s, 0, {1, 2, 9}, 3));
 }
 
+// A preloaded row the stream never reads is a free slot to MIN (the simulator drops it): hits and compulsory
+// misses equal those of the preload without it, and of the exhaustive search with it.
+TEST(CacheMin, UnreadPreloadedRowsActAsFreeSlots) {
+  std::mt19937_64 rng(5);
+  for (int trial = 0; trial < 200; ++trial) {
+    std::vector<std::int64_t> s(9);
+    for (auto& r : s) r = static_cast<std::int64_t>(rng() % 6);
+    const std::int64_t capacity = 1 + static_cast<std::int64_t>(rng() % 4);
+    std::vector<std::int64_t> read, with_unread;
+    for (std::int64_t r = 0; r < 6 && static_cast<std::int64_t>(with_unread.size()) < capacity; ++r) {
+      if (rng() % 2) continue;
+      with_unread.push_back(r);
+      if (std::find(s.begin(), s.end(), r) != s.end()) read.push_back(r);
+    }
+    if (static_cast<std::int64_t>(with_unread.size()) < capacity) with_unread.push_back(100);  // never read
+    const SimResult a = simulate_min_preloaded(with_unread, capacity, s.data(), s.size());
+    const SimResult b = simulate_min_preloaded(read, capacity, s.data(), s.size());
+    EXPECT_EQ(a.hits, b.hits);
+    EXPECT_EQ(a.compulsory, b.compulsory);
+    EXPECT_EQ(a.hits, best_hits(s, 0, {with_unread.begin(), with_unread.end()}, static_cast<std::size_t>(capacity)));
+  }
+}
+
 TEST(CacheMin, RejectsBadArguments) {
   const std::vector<std::int64_t> s = {1};
   EXPECT_THROW(simulate_min(-1, s.data(), s.size()), Error);
   EXPECT_THROW(simulate_min_preloaded({1, 2}, 1, s.data(), s.size()), Error);
   EXPECT_THROW(simulate_min_preloaded({1, 1}, 2, s.data(), s.size()), Error);
+  EXPECT_THROW(simulate_min_preloaded({8, 8}, 2, s.data(), s.size()), Error);  // twice, even when never read
 }
 
 TEST(CacheMin, NextUseIsTheNextIndexOfTheSameRowOrADistinctNever) {

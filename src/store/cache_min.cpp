@@ -1,5 +1,6 @@
 #include "store/cache_min.hpp"
 
+#include <algorithm>
 #include <functional>
 #include <queue>
 #include <string>
@@ -66,10 +67,14 @@ class MinCache {
 // The first access of each row of `initial` (or a distinct never-value past the stream's).
 std::vector<std::int64_t> first_uses(const std::vector<std::int64_t>& initial, const std::int64_t* stream,
                                      std::size_t n) {
+  // −2: preloaded, not read yet (find gives −1 for rows outside the map, which must not be added to it).
   RowMap first(initial.size());
-  for (std::int64_t r : initial) first.set(r, -1);
+  for (std::int64_t r : initial) {
+    if (first.find(r) == -2) throw Error("simulate_min: preloaded row " + std::to_string(r) + " twice");
+    first.set(r, -2);
+  }
   for (std::size_t i = 0; i < n; ++i) {
-    if (first.find(stream[i]) == -1) first.set(stream[i], static_cast<std::int64_t>(i));
+    if (first.find(stream[i]) == -2) first.set(stream[i], static_cast<std::int64_t>(i));
   }
   // never-values of next_use are n .. 2n−1; these start at 2n so they stay distinct.
   std::vector<std::int64_t> out(initial.size());
@@ -88,12 +93,23 @@ SimResult run_min(const std::vector<std::int64_t>& initial, std::int64_t capacit
     throw Error("simulate_min: " + std::to_string(initial.size()) + " preloaded rows exceed the capacity " +
                 std::to_string(capacity));
   }
+  // A preloaded row the stream never reads is MIN's first victim, at no cost: it is a free slot. Only the read
+  // ones are kept (same hits, memory bounded by the stream's rows instead of the preload's).
+  std::vector<std::int64_t> kept, kept_first;
+  {
+    const std::vector<std::int64_t> first = first_uses(initial, stream, n);
+    for (std::size_t k = 0; k < initial.size(); ++k) {
+      if (first[k] < static_cast<std::int64_t>(n)) {
+        kept.push_back(initial[k]);
+        kept_first.push_back(first[k]);
+      }
+    }
+  }
   const std::vector<std::int64_t> next = next_use(stream, n);
-  MinCache cache(capacity);
-  RowMap seen(initial.size());  // rows touched or preloaded so far: a miss on any other row is compulsory
-  const std::vector<std::int64_t> first = first_uses(initial, stream, n);
-  cache.set_all(initial, first);
-  for (std::int64_t row : initial) seen.set(row, 1);
+  MinCache cache(std::min<std::int64_t>(capacity, static_cast<std::int64_t>(n)));
+  RowMap seen(kept.size());  // rows touched or preloaded so far: a miss on any other row is compulsory
+  cache.set_all(kept, kept_first);
+  for (std::int64_t row : kept) seen.set(row, 1);
   SimResult r;
   r.accesses = static_cast<std::int64_t>(n);
   for (std::size_t i = 0; i < n; ++i) {

@@ -29,7 +29,9 @@ namespace hashmem::store {
 SimResult simulate_min(std::int64_t capacity, const std::int64_t* stream, std::size_t n);
 
 // MIN over `capacity` rows starting with `initial` resident (distinct rows, at most `capacity` of them; throws
-// Error otherwise). SimResult::compulsory = first touches of rows outside `initial`.
+// Error otherwise). SimResult::compulsory = first touches of rows outside `initial`. Rows of `initial` the stream
+// never reads are MIN's first victims at no cost, i.e. free slots: they are dropped before simulating, so memory
+// is O(n + rows read), whatever the size of `initial`.
 SimResult simulate_min_preloaded(const std::vector<std::int64_t>& initial, std::int64_t capacity,
                                  const std::int64_t* stream, std::size_t n);
 
