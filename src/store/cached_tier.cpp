@@ -34,11 +34,13 @@
 namespace hashmem::store {
 namespace {
 
-// Read buffers: `count` buffers of `span` bytes, 4096-aligned.
+// Read buffers: `count` buffers of `span` bytes, the first 4096-aligned (the file device's spans are whole blocks;
+// the cluster device's are rows, so the total is rounded up: aligned_alloc wants a multiple of the alignment).
 struct Buffers {
   std::uint8_t* data = nullptr;
   Buffers(std::size_t count, std::size_t span) {
-    data = static_cast<std::uint8_t*>(std::aligned_alloc(4096, std::max<std::size_t>(count * span, 4096)));
+    const std::size_t bytes = std::max<std::size_t>((count * span + 4095) / 4096 * 4096, 4096);
+    data = static_cast<std::uint8_t*>(std::aligned_alloc(4096, bytes));
     if (!data) throw std::bad_alloc();
   }
   ~Buffers() { std::free(data); }
