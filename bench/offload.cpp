@@ -212,6 +212,34 @@ TierRun run_tier(engram::Memory& memory, RequestSource& source, const OffloadOpt
   return run;
 }
 
+// The SSD tier at one DRAM budget: opened with the profile's hot set, then the prefill and every decode run.
+TierRun run_budget(const OffloadOptions& o, const engram::Layout& layout, const engram::Compression& compression,
+                   const std::string& path, const std::vector<std::int64_t>& ranked, double budget,
+                   RequestSource& source, store::Table* reference) {
+  const store::TableInfo info = store::read_info(path);
+  engram::Memory memory(layout, info.dim, compression);
+  store::OpenOptions ssd;
+  ssd.tier = store::Tier::ssd;
+  ssd.dram_budget = static_cast<std::uint64_t>(budget * static_cast<double>(info.data_bytes()));
+  ssd.policy = store::parse_policy(o.policy);
+  ssd.static_fraction = o.static_fraction;
+  ssd.queue_depth = o.queue_depth;
+  ssd.staging_bytes = o.staging_bytes;
+  const auto slots = static_cast<std::int64_t>(ssd.dram_budget / info.row_bytes);
+  ssd.hot_rows = hot_rows(layout, ranked, static_cast<std::int64_t>(o.static_fraction * static_cast<double>(slots)));
+  char label[64];
+  std::snprintf(label, sizeof label, "SSD tier, budget %.0f %%", 100 * budget);
+  progress_line("bench offload: opening the %s...\n", label);
+  const double t0 = now_seconds();
+  memory.open(path, ssd);
+  const double open_seconds = now_seconds() - t0;
+  TierRun run = run_tier(memory, source, o, reference, label);
+  run.budget = budget;
+  run.open_seconds = open_seconds;
+  run.direct_io = memory.table().stats().direct_io;
+  return run;
+}
+
 void check_options(const OffloadOptions& o) {
   if (o.budgets.empty() || o.batches.empty() || o.step_ms.empty() || o.schedules.empty()) {
     throw Error("--budgets, --batches, --step-ms and --schedules each need at least one value");
@@ -296,26 +324,7 @@ int run_offload_bench(OffloadOptions o) {
   std::unique_ptr<store::Table> reference;
   if (o.verify) reference = store::Table::open(big, store::OpenOptions{});
   for (double budget : o.budgets) {
-    engram::Memory memory(layout, info.dim, compression);
-    store::OpenOptions ssd;
-    ssd.tier = store::Tier::ssd;
-    ssd.dram_budget = static_cast<std::uint64_t>(budget * static_cast<double>(info.data_bytes()));
-    ssd.policy = store::parse_policy(o.policy);
-    ssd.static_fraction = o.static_fraction;
-    ssd.queue_depth = o.queue_depth;
-    ssd.staging_bytes = o.staging_bytes;
-    const auto slots = static_cast<std::int64_t>(ssd.dram_budget / info.row_bytes);
-    ssd.hot_rows = hot_rows(layout, ranked, static_cast<std::int64_t>(o.static_fraction * static_cast<double>(slots)));
-    char label[64];
-    std::snprintf(label, sizeof label, "SSD tier, budget %.0f %%", 100 * budget);
-    progress_line("bench offload: opening the %s...\n", label);
-    const double t0 = now_seconds();
-    memory.open(big, ssd);
-    const double open_seconds = now_seconds() - t0;
-    report.ssd.push_back(run_tier(memory, source, o, reference.get(), label));
-    report.ssd.back().budget = budget;
-    report.ssd.back().open_seconds = open_seconds;
-    report.ssd.back().direct_io = memory.table().stats().direct_io;
+    report.ssd.push_back(run_budget(o, layout, compression, big, ranked, budget, source, reference.get()));
   }
   reference.reset();
   return write_report(report);

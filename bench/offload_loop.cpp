@@ -92,26 +92,29 @@ DecodeResult decode_loop(engram::Memory& memory, const std::vector<std::vector<s
   std::vector<float> out(static_cast<std::size_t>(batch * memory.width())), scratch;
   DecodeResult result;
   result.step_seconds.reserve(static_cast<std::size_t>(run.steps));
+  result.gather_seconds.assign(points.size(), 0.0);
   memory.table().reset_stats();
   const double start = now_seconds();
   for (std::int64_t step = 0; step < run.steps; ++step) {
     const double step_start = now_seconds();
     for (std::int64_t b = 0; b < batch; ++b) ids[static_cast<std::size_t>(b)] = requests[static_cast<std::size_t>(b)][static_cast<std::size_t>(step)];
     engram::Lookup lookup = memory.lookup(ids.data(), batch, 1, &stream);
-    result.stall_seconds += now_seconds() - step_start;
+    result.lookup_seconds += now_seconds() - step_start;
     double done = 0;  // fraction of the model step's work done
     for (std::size_t t = 0; t < points.size(); ++t) {
       model_work((points[t] - done) * S);
       done = points[t];
       const double g0 = now_seconds();
       memory.gather(lookup, t, out.data());
-      result.stall_seconds += now_seconds() - g0;
+      result.gather_seconds[t] += now_seconds() - g0;
       if (reference) verify(*reference, lookup, t, memory.row_dim(), out.data(), scratch, result.verified_rows, result.mismatched_rows);
     }
     model_work((1.0 - done) * S);
     result.step_seconds.push_back(now_seconds() - step_start);
   }
   result.seconds = now_seconds() - start;
+  result.stall_seconds = result.lookup_seconds;
+  for (double g : result.gather_seconds) result.stall_seconds += g;
   result.tokens = batch * run.steps;
   result.stats = memory.table().stats();
   return result;

@@ -36,6 +36,8 @@ struct DecodeResult {
   double seconds = 0;                   // wall time of all steps
   std::vector<double> step_seconds;     // per step
   double stall_seconds = 0;             // time in lookups and gathers (everything but model work)
+  double lookup_seconds = 0;            // of which in Memory::lookup (hash, prefetch: reads submitted)
+  std::vector<double> gather_seconds;   // and in each tensor's gather (waiting for reads, decoding)
   store::Stats stats;                   // the table's statistics over the run
   std::uint64_t verified_rows = 0, mismatched_rows = 0;  // against the reference table, when given
   double tokens_per_s() const;
