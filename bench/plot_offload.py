@@ -33,8 +33,12 @@ def main(path, out):
         axes[0].plot(budgets, [r["ratio"] for r in pts], marker="o", label=label)
         axes[1].plot(budgets, [r["p99_ratio"] for r in pts], marker="o", label=label)
     table = report["table"]
+    ticks = sorted({100 * r["budget"] for r in rows})
     for ax, what in zip(axes, ["decode tokens/s, SSD tier / DRAM", "p99 step time, SSD tier / DRAM"]):
         ax.set_xscale("log")
+        ax.set_xticks(ticks)
+        ax.set_xticklabels(["%g" % t for t in ticks])
+        ax.minorticks_off()
         ax.set_xlabel("DRAM budget, %% of the %.1f GiB table" % (table["bytes"] / 2**30))
         ax.set_ylabel(what)
         ax.grid(True, which="both", alpha=0.3)
