@@ -316,6 +316,11 @@ int run_offload_bench(OffloadOptions o) {
     report.dram_row_ns.push_back({bytes, dram_ns_per_row(bytes, info.row_bytes)});
   }
 
+  // What a layer's misses cost at the device with nothing but this thread on the path: ~12 reads per token.
+  for (std::int64_t b : o.batches) {
+    const store::TensorInfo& t = info.tensors.front();
+    report.raw_reads.push_back(raw_batch_reads(big, t.offset, t.offset + t.bytes, static_cast<int>(12 * b), o.quick ? 5 : 200));
+  }
   {  // The anchor: the whole (smaller) table in DRAM.
     engram::Memory memory(same_table ? layout : anchor_layout, info.dim, compression);
     memory.open(same_table ? big : anchor, store::OpenOptions{});

@@ -4,7 +4,13 @@
 #include <cmath>
 #include <cstring>
 #include <ctime>
+#include <cerrno>
+#include <fcntl.h>
+#include <liburing.h>
+#include <memory>
+#include <random>
 #include <sys/prctl.h>
+#include <unistd.h>
 
 #include "hashmem/clock.hpp"
 #include "hashmem/error.hpp"
@@ -139,6 +145,47 @@ PrefillResult prefill(engram::Memory& memory, const std::vector<std::int64_t>& p
   r.seconds += now_seconds() - start;
   r.stats = memory.table().stats();
   return r;
+}
+
+BatchReadTimes raw_batch_reads(const std::string& path, std::uint64_t begin, std::uint64_t end, int reads, int rounds) {
+  const std::uint64_t first = (begin + 4095) / 4096, blocks = end / 4096 > first ? end / 4096 - first : 0;
+  if (reads < 1 || rounds < 1 || blocks < 2) throw Error("raw batch reads: nothing to read in '" + path + "'");
+  const int fd = ::open(path.c_str(), O_RDONLY | O_DIRECT | O_CLOEXEC);
+  if (fd < 0) throw Error("cannot open '" + path + "' with O_DIRECT: " + std::strerror(errno));
+  io_uring ring;
+  if (io_uring_queue_init(static_cast<unsigned>(reads), &ring, 0) < 0) {
+    ::close(fd);
+    throw Error("io_uring_queue_init failed for '" + path + "'");
+  }
+  std::unique_ptr<std::uint8_t, decltype(&std::free)> buffers(
+      static_cast<std::uint8_t*>(std::aligned_alloc(4096, static_cast<std::size_t>(reads) * 4096)), &std::free);
+  std::mt19937_64 rng(11);
+  std::vector<double> times;
+  std::string failure;
+  for (int round = 0; round < rounds && failure.empty(); ++round) {
+    const double t0 = now_seconds();
+    for (int i = 0; i < reads; ++i) {
+      io_uring_sqe* sqe = io_uring_get_sqe(&ring);
+      io_uring_prep_read(sqe, fd, buffers.get() + static_cast<std::size_t>(i) * 4096, 4096, (first + rng() % blocks) * 4096);
+    }
+    io_uring_submit(&ring);
+    for (int i = 0; i < reads; ++i) {
+      io_uring_cqe* cqe = nullptr;
+      if (io_uring_wait_cqe(&ring, &cqe) < 0) {
+        failure = "io_uring_wait_cqe failed";
+        break;
+      }
+      if (cqe->res < 0 && failure.empty()) failure = std::strerror(-cqe->res);
+      io_uring_cqe_seen(&ring, cqe);
+    }
+    times.push_back(now_seconds() - t0);
+  }
+  io_uring_queue_exit(&ring);
+  ::close(fd);
+  if (!failure.empty()) throw Error("raw reads of '" + path + "' failed: " + failure);
+  DecodeResult sorted;  // its percentile rule
+  sorted.step_seconds = times;
+  return {reads, sorted.percentile_step(0.5), sorted.percentile_step(0.99)};
 }
 
 RequestSource::RequestSource(std::vector<std::vector<std::int64_t>> documents)

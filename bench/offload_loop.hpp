@@ -60,6 +60,15 @@ struct PrefillResult {
 // One prompt at once: lookup of [1, prompt.size()] and the gather of every layer, timed.
 PrefillResult prefill(engram::Memory& memory, const std::vector<std::int64_t>& prompt, store::Table* reference);
 
+// The anchor of a layer's gather wait: batches of `reads` random 4 KiB O_DIRECT reads of [begin, end) of `path`,
+// each batch submitted and reaped on this thread with io_uring (no other thread on the path), `rounds` times.
+// Returns the p50 and p99 seconds per batch. Throws Error naming the file if it cannot be read.
+struct BatchReadTimes {
+  int reads = 0;
+  double p50_seconds = 0, p99_seconds = 0;
+};
+BatchReadTimes raw_batch_reads(const std::string& path, std::uint64_t begin, std::uint64_t end, int reads, int rounds);
+
 // Held-out text as requests: each take() hands out `n` consecutive tokens of one document, the documents in
 // turn (a request never shares a document with the previous documents().size() − 1 takes), never the same
 // tokens twice until rewind().

@@ -108,6 +108,10 @@ int write_report(const Report& r) {
   }
   ojson dram_rows = ojson::array();
   for (const auto& [bytes, ns] : r.dram_row_ns) dram_rows.push_back({{"buffer_bytes", bytes}, {"ns_per_row", ns}});
+  ojson raw = ojson::array();
+  for (const BatchReadTimes& b : r.raw_reads) {
+    raw.push_back({{"reads", b.reads}, {"p50_ms", 1e3 * b.p50_seconds}, {"p99_ms", 1e3 * b.p99_seconds}});
+  }
   const ojson report = {
       {"table", table_json(r.table, o.scale, r.create_seconds)},
       {"anchor", table_json(r.anchor, o.anchor_scale, r.anchor_create_seconds)},
@@ -120,6 +124,7 @@ int write_report(const Report& r) {
                    {"distinct_rows", r.profile.distinct_rows}, {"seconds", r.profile.seconds}}},
       {"held_out", {{"file", o.valid}, {"documents", r.held_out_documents}}},
       {"dram_row_cost", dram_rows},
+      {"raw_batch_reads", raw},
       {"tiers", tiers},
       {"prefill", prefill},
       {"decode", decode},

@@ -42,6 +42,7 @@ struct Report {
   ProfileFigures profile;
   std::int64_t held_out_documents = 0;
   std::vector<std::pair<std::uint64_t, double>> dram_row_ns;  // (buffer bytes, ns per random row)
+  std::vector<BatchReadTimes> raw_reads;                        // batches of reads on the caller's thread
   TierRun dram;
   std::vector<TierRun> ssd;
 };
