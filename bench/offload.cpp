@@ -258,6 +258,11 @@ void check_options(const OffloadOptions& o) {
   if (o.model_layers < 1) throw Error("--model-layers must be >= 1");
   if (o.init != "normal" && o.init != "zeros") throw Error("--init must be normal or zeros, got '" + o.init + "'");
   if (!(o.static_fraction >= 0 && o.static_fraction <= 1)) throw Error("--static-fraction must be in [0, 1]");
+  if (o.queue_depth < 1 || o.queue_depth > 4096) throw Error("--queue-depth must be in [1, 4096]");
+  store::parse_policy(o.policy);  // before the table is written, not after
+  for (std::int64_t layer : engram::preset(o.preset).layers) {
+    if (layer >= o.model_layers) throw Error("--model-layers " + std::to_string(o.model_layers) + " leaves out Engram layer " + std::to_string(layer));
+  }
   for (const std::string* f : {&o.tokenizer, &o.train, &o.valid}) {
     if (!fs::exists(*f)) throw Error("'" + *f + "' does not exist (run ./run build, which fetches the data)");
   }

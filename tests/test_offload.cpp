@@ -53,6 +53,9 @@ TEST_F(OffloadBench, BadOptionsAreRefusedByName) {
   const CommandResult scale = run("bench offload --scale 0.5 --steps 1" + data_args());
   EXPECT_NE(scale.exit_code, 0);
   EXPECT_NE(scale.err.find("scale"), std::string::npos) << scale.err;
+  const CommandResult policy = run("bench offload --policy nope" + data_args());
+  EXPECT_NE(policy.exit_code, 0);
+  EXPECT_NE(policy.err.find("'nope'"), std::string::npos) << policy.err;
   const CommandResult missing = run("bench offload --valid /nonexistent/valid.txt");
   EXPECT_NE(missing.exit_code, 0);
   EXPECT_NE(missing.err.find("/nonexistent/valid.txt"), std::string::npos) << missing.err;
