@@ -16,7 +16,7 @@ namespace hashmem::bench {
 // What a parsed subcommand runs; returns the exit status.
 using Action = std::function<int()>;
 
-// Registers hashhop, engram-hash, store, gather, table-create, attention and cache under `bench`.
+// Registers hashhop, engram-hash, store, gather, table-create, attention, cache and offload under `bench`.
 void register_parts(CLI::App* bench, Action& action);
 
 // One registration per part (bench/<part>.cpp).
@@ -26,6 +26,7 @@ void register_store(CLI::App* bench, Action& action);  // bench store, bench gat
 void register_attention(CLI::App* bench, Action& action);
 void register_table_create(CLI::App* bench, Action& action);
 void register_cache(CLI::App* bench, Action& action);  // bench/cache_study.cpp
+void register_offload(CLI::App* bench, Action& action);  // bench/offload.cpp
 
 // Prints `value` as pretty JSON on stdout (the --json output of every part).
 void print_json(const nlohmann::ordered_json& value);

@@ -47,19 +47,6 @@ void append_document(const TraceSource& source, const std::vector<std::int64_t>&
   ++trace.documents;
 }
 
-// The documents of a text file: runs of lines separated by an empty line.
-std::vector<std::string_view> split_documents(std::string_view text) {
-  std::vector<std::string_view> docs;
-  std::size_t start = 0;
-  while (start < text.size()) {
-    std::size_t end = text.find("\n\n", start);
-    if (end == std::string_view::npos) end = text.size();
-    if (end > start) docs.push_back(text.substr(start, end - start + (end < text.size() ? 1 : 0)));
-    start = end + 2;
-  }
-  return docs;
-}
-
 void append_text_file(const TraceSource& source, bpe::Encoder& encoder, const std::string& path,
                       std::int64_t max_tokens, RowTrace& trace) {
   const MappedFile file(path);
@@ -87,6 +74,18 @@ void append_id_file(const TraceSource& source, const std::string& path, std::int
 }
 
 }  // namespace
+
+std::vector<std::string_view> split_documents(std::string_view text) {
+  std::vector<std::string_view> docs;
+  std::size_t start = 0;
+  while (start < text.size()) {
+    std::size_t end = text.find("\n\n", start);
+    if (end == std::string_view::npos) end = text.size();
+    if (end > start) docs.push_back(text.substr(start, end - start + (end < text.size() ? 1 : 0)));
+    start = end + 2;
+  }
+  return docs;
+}
 
 TraceSource make_trace_source(const std::string& tokenizer, const std::string& preset) {
   TraceSource s;

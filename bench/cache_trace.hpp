@@ -16,6 +16,7 @@
 
 #include <cstdint>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "hashmem/engram.hpp"
@@ -40,6 +41,9 @@ struct TraceSource {
 };
 
 TraceSource make_trace_source(const std::string& tokenizer, const std::string& preset);
+
+// The documents of a corpus text file: runs of lines separated by an empty line (views into `text`).
+std::vector<std::string_view> split_documents(std::string_view text);
 
 // Total rows of the layout's tables (the id space of a trace).
 std::int64_t total_rows(const engram::Layout& layout);

@@ -200,6 +200,7 @@ void register_parts(CLI::App* bench, Action& action) {
   register_table_create(bench, action);
   register_attention(bench, action);
   register_cache(bench, action);
+  register_offload(bench, action);
 }
 
 void print_json(const nlohmann::ordered_json& value) { std::cout << value.dump(2) << std::endl; }

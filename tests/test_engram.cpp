@@ -89,6 +89,29 @@ TEST(EngramLayout, DeepSeekV41PresetRowsAndMultipliers) {
   EXPECT_EQ(layout.layers[1].primes[2][7], 16000889);
 }
 
+TEST(EngramLayout, ScaledConfigWalksPrimesAboveTheSmallerSizes) {
+  const Config full = preset("deepseek-v4.1");
+  const Config small = scaled(full, 6);
+  EXPECT_EQ(small.vocab_per_order, (std::vector<std::int64_t>{2666667, 2666667, 2666667}));
+  const Layout layout = make_layout(small);
+  const Layout whole = make_layout(full);
+  EXPECT_EQ(layout.layers[0].multipliers, whole.layers[0].multipliers);  // the mix is unchanged
+  for (const auto& order : layout.layers[0].primes) {
+    for (std::int64_t p : order) {
+      EXPECT_TRUE(is_prime(static_cast<std::uint64_t>(p)));
+      EXPECT_GT(p, 2666666);
+      EXPECT_LT(p, 2666667 + 2000);  // near size / factor: every head's table about the same size
+    }
+  }
+  EXPECT_NEAR(static_cast<double>(layout.layers[0].rows) / static_cast<double>(whole.layers[0].rows), 1.0 / 6, 1e-4);
+  EXPECT_EQ(scaled(full, 1).vocab_per_order, full.vocab_per_order);
+  EXPECT_THROW(scaled(full, 0.5), Error);
+  EXPECT_THROW(scaled(full, 1e9), Error);
+  Config explicit_primes = make_layout(preset("deepseek-demo")).config;
+  explicit_primes.primes = {{{3, 5}, {7, 11}}, {{13, 17}, {19, 23}}};
+  EXPECT_THROW(scaled(explicit_primes, 2), Error);
+}
+
 TEST(EngramLayout, DemoAndPaperPresets) {
   const Layout demo = make_layout(preset("deepseek-demo"));
   EXPECT_EQ(demo.layers[0].rows, 10344164);

@@ -50,6 +50,13 @@ void validate(const Config& config);
 Config preset(const std::string& name);
 std::vector<std::string> preset_names();
 
+// `config` with every table `factor` times smaller: vocab_per_order[i] → round(vocab_per_order[i] / factor), so
+// make_layout's prime walk picks primes just above the smaller sizes exactly as it does at full size (each head's
+// rows stay uniform: mix % prime over consecutive distinct primes). Multipliers, layers and everything else stay.
+// For benchmarks that need a real shape on a smaller disk (`hashmem bench offload`). REQUIRES: factor >= 1, no
+// explicit primes (they would not scale); the scaled sizes must be >= 2. Throws Error naming the problem.
+Config scaled(const Config& config, double factor);
+
 // Reads a JSON config: the keys of ../shared/conformance/engram/hash-cases.json (vocab_per_order, max_ngram,
 // heads, layers, pad_id, seed, compressed_vocab) plus optional head_dim, multipliers, primes, and "preset"
 // (a preset whose fields the others override). Throws Error naming the file and key.

@@ -1,4 +1,5 @@
 // Engram configs: presets and the JSON config file.
+#include <cmath>
 #include <fstream>
 #include <functional>
 #include <nlohmann/json.hpp>
@@ -38,6 +39,20 @@ Config preset(const std::string& name) {
   std::string known;
   for (const auto& n : preset_names()) known += (known.empty() ? "" : ", ") + n;
   throw Error("unknown preset '" + name + "' (known: " + known + ")");
+}
+
+Config scaled(const Config& config, double factor) {
+  if (!(factor >= 1) || !std::isfinite(factor)) {
+    throw Error("scale factor must be a finite number >= 1, got " + std::to_string(factor));
+  }
+  if (!config.primes.empty()) throw Error("cannot scale a config with explicit primes (give vocab_per_order instead)");
+  Config c = config;
+  for (std::int64_t& v : c.vocab_per_order) {
+    v = std::llround(static_cast<double>(v) / factor);
+    if (v < 2) throw Error("scale factor " + std::to_string(factor) + " leaves a vocab_per_order entry below 2");
+  }
+  validate(c);
+  return c;
 }
 
 Config config_from_json_text(const std::string& text, const std::string& origin) {
