@@ -284,7 +284,7 @@ TEST(CApi, SessionErrorsNameTheRequestAndTheProblem) {
   const std::string path = make_table(dir, DType::f32);
   char* err = nullptr;
   EXPECT_EQ(hm_session_open(path.c_str(), "{\"colour\": 1}", &err), nullptr);
-  EXPECT_NE(take_error(err).find("unknown key \"colour\" (known: \"tier\", \"dram_budget\", \"compression\")"),
+  EXPECT_NE(take_error(err).find("unknown key \"colour\" (known: \"tier\", \"dram_budget\", \"cluster\", \"name\", \"compression\")"),
             std::string::npos);
   EXPECT_EQ(hm_session_open(path.c_str(), "{\"compression\": \"/nonexistent.json\"}", &err), nullptr);
   EXPECT_NE(take_error(err).find("nonexistent.json"), std::string::npos);

@@ -10,6 +10,7 @@
 #include <thread>
 
 #include "cluster/client.hpp"
+#include "hashmem/c_api.h"
 #include "cluster/table_keys.hpp"
 #include "hashmem/cluster.hpp"
 #include "hashmem/store.hpp"
@@ -220,6 +221,56 @@ TEST(ClusterTier, AGatherStreamStaysCorrectDuringAReshard) {
   reshard.join();
   EXPECT_EQ(rc, 0);
   expect_same_rows(*t, path, 6, 20);
+}
+
+TEST(ClusterTier, TheCApiOpensTablesAndSessionsOnACluster) {
+  REQUIRE_REDIS();
+  TestCluster tc(2, 0);
+  ScratchDir dir;
+  const std::string path = make_table(dir, DType::fp8, "t");
+  cluster::push_table(path, tc.seeds(), "t");
+  const std::string opts = "{\"tier\": \"cluster\", \"cluster\": \"" + tc.seeds() + "\", \"name\": \"t\", \"dram_budget\": 4096}";
+  char* err = nullptr;
+  hm_table* t = hm_table_open(nullptr, opts.c_str(), &err);
+  ASSERT_NE(t, nullptr) << err;
+  auto dram = Table::open(path);
+  const std::int64_t rows[] = {0, 5, 5, 700, 1};
+  std::vector<float> got(5 * 32), want(5 * 32);
+  hm_table_gather_f32(t, 1, rows, 5, got.data(), &err);
+  ASSERT_EQ(err, nullptr) << err;
+  dram->gather(1, rows, 5, want.data());
+  EXPECT_EQ(got, want);
+  hm_table_close(t);
+
+  // A session on the cluster gathers what a session on the file gathers.
+  hm_session* on_cluster = hm_session_open(nullptr, opts.c_str(), &err);
+  ASSERT_NE(on_cluster, nullptr) << err;
+  hm_session* on_file = hm_session_open(path.c_str(), nullptr, &err);
+  ASSERT_NE(on_file, nullptr) << err;
+  const std::int64_t tokens[] = {3, 17, 42, 99, 3, 17};
+  const std::size_t per = static_cast<std::size_t>(hm_session_layers(on_file) * hm_session_columns(on_file) * hm_session_dim(on_file));
+  std::vector<float> a(6 * per), b(6 * per);
+  hm_session_prefill_f32(on_cluster, hm_session_add(on_cluster, &err), tokens, 6, a.data(), &err);
+  hm_session_prefill_f32(on_file, hm_session_add(on_file, &err), tokens, 6, b.data(), &err);
+  ASSERT_EQ(err, nullptr) << err;
+  EXPECT_EQ(a, b);
+  hm_session_close(on_cluster);
+  hm_session_close(on_file);
+
+  auto error = [&](const char* p, const std::string& o) {
+    char* e = nullptr;
+    hm_table* x = hm_table_open(p, o.c_str(), &e);
+    hm_table_close(x);
+    std::string msg = e ? e : "no error";
+    hm_free(e);
+    return msg;
+  };
+  EXPECT_NE(error(path.c_str(), opts).find("path must be NULL"), std::string::npos);
+  EXPECT_NE(error(nullptr, "{\"tier\": \"cluster\", \"cluster\": \"" + tc.seeds() + "\"}").find("needs"), std::string::npos);
+  EXPECT_NE(error(path.c_str(), "{\"name\": \"t\"}").find("belong to"), std::string::npos);
+  EXPECT_NE(error(nullptr, "{\"tier\": \"cluster\", \"cluster\": \"" + tc.seeds() + "\", \"name\": \"absent\"}").find("does not exist"),
+            std::string::npos);
+  EXPECT_NE(error(nullptr, "{}").find("path is NULL"), std::string::npos);
 }
 
 }  // namespace

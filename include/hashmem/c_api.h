@@ -35,11 +35,14 @@ const char* hm_version(void);
 void hm_free(void* ptr);
 
 /* Opens the table file at `path`, read-only. options_json: NULL or "" for the defaults, else a JSON object with
- *   "tier":        "dram" (load the whole table; the default) or "ssd" (read rows from the file with O_DIRECT
- *                  behind a DRAM cache),
- *   "dram_budget": bytes of DRAM for cached rows on the ssd tier (a non-negative integer; default 0).
+ *   "tier":        "dram" (load the whole table; the default), "ssd" (read rows from the file with O_DIRECT
+ *                  behind a DRAM cache) or "cluster" (read rows from a Redis Cluster the table was pushed to with
+ *                  `hashmem table push`, behind the same DRAM cache; `path` must then be NULL),
+ *   "dram_budget": bytes of DRAM for cached rows on the ssd and cluster tiers (a non-negative integer; default 0),
+ *   "cluster":     the cluster tier's "HOST:PORT" of any node ("HOST:PORT,HOST:PORT" for several),
+ *   "name":        the cluster tier's table name (as pushed).
  * Unknown keys and values of the wrong type are errors naming them. Returns NULL (and sets *errptr) on failure:
- * a missing or damaged file, bad options, out of memory. */
+ * a missing or damaged file, bad options, an unreachable cluster, out of memory. */
 hm_table* hm_table_open(const char* path, const char* options_json, char** errptr);
 
 /* Closes the table, waiting for reads in flight. NULL-safe. */
@@ -91,7 +94,8 @@ void hm_ticket_free(hm_ticket* ticket);
 typedef struct hm_session hm_session;
 
 /* Opens the table at `table_path` for a session, reading its Engram layout from the file. options_json: NULL or
- * "" for the defaults, else a JSON object with "tier" and "dram_budget" (as hm_table_open) and
+ * "" for the defaults, else a JSON object with "tier", "dram_budget", "cluster" and "name" (as hm_table_open;
+ * table_path NULL for the cluster tier) and
  *   "compression": the path of the tokenizer's compression JSON (`hashmem engram compress --out`); required when
  *                  the table was made for one (it records the lookup's SHA-256, and a different file is an
  *                  error); without it tokens must be compressed ids already.

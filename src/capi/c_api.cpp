@@ -31,8 +31,12 @@ void hm_free(void* ptr) { std::free(ptr); }
 hm_table* hm_table_open(const char* path, const char* options_json, char** errptr) {
   hm_table* result = nullptr;
   guarded(errptr, "hm_table_open", [&] {
-    if (path == nullptr) throw hashmem::Error("path is NULL");
     const hashmem::store::OpenOptions options = hashmem::capi::parse_open_options(options_json);
+    if (path == nullptr && options.tier != hashmem::store::Tier::cluster) throw hashmem::Error("path is NULL");
+    if (path != nullptr && options.tier == hashmem::store::Tier::cluster) {
+      throw hashmem::Error("path must be NULL for the cluster tier (the table is named by \"cluster\" and \"name\")");
+    }
+    if (path == nullptr) path = "";
     auto handle = std::make_unique<hm_table>();
     handle->table = hashmem::store::Table::open(path, options);
     result = handle.release();

@@ -13,8 +13,9 @@ store::Tier tier_from(const nlohmann::json& value) {
     const std::string name = value.get<std::string>();
     if (name == "dram") return store::Tier::dram;
     if (name == "ssd") return store::Tier::ssd;
+    if (name == "cluster") return store::Tier::cluster;
   }
-  throw Error("options: \"tier\" must be \"dram\" or \"ssd\", not " + value.dump());
+  throw Error("options: \"tier\" must be \"dram\", \"ssd\" or \"cluster\", not " + value.dump());
 }
 
 std::uint64_t budget_from(const nlohmann::json& value) {
@@ -43,25 +44,41 @@ bool take_store_key(store::OpenOptions& options, const std::string& key, const n
     options.tier = tier_from(value);
   } else if (key == "dram_budget") {
     options.dram_budget = budget_from(value);
+  } else if (key == "cluster" || key == "name") {
+    if (!value.is_string() || value.get<std::string>().empty()) {
+      throw Error("options: \"" + key + "\" must be a non-empty string, not " + value.dump());
+    }
+    (key == "cluster" ? options.cluster : options.name) = value.get<std::string>();
   } else {
     return false;
   }
   return true;
 }
 
+// The cluster tier names its table by "cluster" and "name"; the other tiers by the path.
+void check_tier_keys(const store::OpenOptions& o) {
+  if (o.tier == store::Tier::cluster && (o.cluster.empty() || o.name.empty())) {
+    throw Error("options: the cluster tier needs \"cluster\" (\"HOST:PORT\") and \"name\" (the pushed table's name)");
+  }
+  if (o.tier != store::Tier::cluster && (!o.cluster.empty() || !o.name.empty())) {
+    throw Error("options: \"cluster\" and \"name\" belong to \"tier\": \"cluster\"");
+  }
+}
+
 }  // namespace
 
 store::OpenOptions parse_open_options(const char* json) {
   store::OpenOptions options;
-  parse_keys(json, "\"tier\", \"dram_budget\"", [&](const std::string& key, const nlohmann::json& value) {
+  parse_keys(json, "\"tier\", \"dram_budget\", \"cluster\", \"name\"", [&](const std::string& key, const nlohmann::json& value) {
     return take_store_key(options, key, value);
   });
+  check_tier_keys(options);
   return options;
 }
 
 engram::SessionOptions parse_session_options(const char* json) {
   engram::SessionOptions options;
-  parse_keys(json, "\"tier\", \"dram_budget\", \"compression\"",
+  parse_keys(json, "\"tier\", \"dram_budget\", \"cluster\", \"name\", \"compression\"",
              [&](const std::string& key, const nlohmann::json& value) {
                if (key != "compression") return take_store_key(options.store, key, value);
                if (!value.is_string()) {
@@ -70,6 +87,7 @@ engram::SessionOptions parse_session_options(const char* json) {
                options.compression_path = value.get<std::string>();
                return true;
              });
+  check_tier_keys(options.store);
   return options;
 }
 

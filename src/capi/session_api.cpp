@@ -39,8 +39,12 @@ extern "C" {
 hm_session* hm_session_open(const char* table_path, const char* options_json, char** errptr) {
   hm_session* result = nullptr;
   guarded(errptr, "hm_session_open", [&] {
-    if (table_path == nullptr) throw Error("table_path is NULL");
     const hashmem::engram::SessionOptions options = hashmem::capi::parse_session_options(options_json);
+    if (table_path == nullptr && options.store.tier != hashmem::store::Tier::cluster) throw Error("table_path is NULL");
+    if (table_path != nullptr && options.store.tier == hashmem::store::Tier::cluster) {
+      throw Error("table_path must be NULL for the cluster tier (the table is named by \"cluster\" and \"name\")");
+    }
+    if (table_path == nullptr) table_path = "";
     auto handle = std::make_unique<hm_session>();
     handle->session = hashmem::engram::Session::open(table_path, options);
     result = handle.release();

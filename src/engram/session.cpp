@@ -37,12 +37,17 @@ void interleave(const Out* layer_rows, std::int64_t n, std::int64_t width, std::
 }  // namespace
 
 std::unique_ptr<Session> Session::open(const std::string& table_path, const SessionOptions& options) {
-  const store::TableInfo info = store::read_info(table_path);
+  // The table first (any tier: a cluster table has no path, its header comes from the cluster), then the layout
+  // and compression it records.
+  store::OpenOptions store_options = options.store;
+  store_options.writable = false;
+  std::shared_ptr<store::Table> table = store::Table::open(table_path, store_options);
+  const store::TableInfo& info = table->info();
   Compression compression;
   if (options.compression_path.empty()) {
     const auto recorded = info.metadata.find("compression_lookup_sha256");
     if (recorded != info.metadata.end() && !recorded->second.empty()) {
-      throw Error("session: table '" + table_path + "' was made for a tokenizer compression (lookup SHA-256 " +
+      throw Error("session: table '" + info.path + "' was made for a tokenizer compression (lookup SHA-256 " +
                   recorded->second + "): give its compression file");
     }
     compression = identity_compression(info.config.compressed_vocab);
@@ -50,9 +55,7 @@ std::unique_ptr<Session> Session::open(const std::string& table_path, const Sess
     compression = read_compression_json(options.compression_path);
   }
   auto memory = std::make_unique<Memory>(make_layout(info.config), info.dim, std::move(compression));
-  store::OpenOptions store_options = options.store;
-  store_options.writable = false;
-  memory->open(table_path, store_options);
+  memory->open(std::move(table));
   return std::make_unique<Session>(std::move(memory));
 }
 
