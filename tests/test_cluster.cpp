@@ -10,20 +10,13 @@
 
 #include "hashmem/clock.hpp"
 #include "hashmem/cluster.hpp"
-#include "test_util.hpp"
+#include "cluster_test_util.hpp"
 
 namespace hashmem {
 namespace {
 
 using testing::error_of;
 using testing::ScratchDir;
-
-bool have_redis_server() { return std::system("command -v redis-server >/dev/null 2>&1") == 0; }
-
-#define REQUIRE_REDIS()                                                                     \
-  do {                                                                                      \
-    if (!have_redis_server()) GTEST_SKIP() << "redis-server is not installed (./run installs Debian's)"; \
-  } while (0)
 
 // A process that runs (a zombie waiting for init to reap it does not).
 bool running(long pid) {
@@ -34,8 +27,7 @@ bool running(long pid) {
   return paren != std::string::npos && paren + 2 < line.size() && line[paren + 2] != 'Z';
 }
 
-// Ports for one test's cluster: a start that differs between test processes (ctest runs them in parallel).
-int test_ports(int count) { return cluster::free_port_base(count, 20000 + static_cast<int>(::getpid() % 600) * 50); }
+using testing::test_ports;
 
 // Stops the cluster however the test ends.
 struct ClusterGuard {
@@ -49,7 +41,7 @@ struct ClusterGuard {
 };
 
 TEST(ClusterManage, UpCoversEverySlotOnceStatusShowsRolesDownStopsAll) {
-  REQUIRE_REDIS();
+  HASHMEM_REQUIRE_REDIS();
   ScratchDir scratch;
   cluster::UpOptions o;
   o.dir = scratch.file("c");
@@ -93,7 +85,7 @@ TEST(ClusterManage, UpCoversEverySlotOnceStatusShowsRolesDownStopsAll) {
 }
 
 TEST(ClusterManage, AKilledMasterIsReplacedByItsReplica) {
-  REQUIRE_REDIS();
+  HASHMEM_REQUIRE_REDIS();
   ScratchDir scratch;
   cluster::UpOptions o;
   o.dir = scratch.file("c");
@@ -137,7 +129,7 @@ TEST(ClusterManage, BadInputIsNamed) {
 }
 
 TEST(ClusterManage, APortInUseIsNamedAndTheOtherClusterIsUntouched) {
-  REQUIRE_REDIS();
+  HASHMEM_REQUIRE_REDIS();
   ScratchDir scratch;
   cluster::UpOptions a;
   a.dir = scratch.file("a");
@@ -154,7 +146,7 @@ TEST(ClusterManage, APortInUseIsNamedAndTheOtherClusterIsUntouched) {
 }
 
 TEST(ClusterManage, CliUpStatusJsonDown) {
-  REQUIRE_REDIS();
+  HASHMEM_REQUIRE_REDIS();
   ScratchDir scratch;
   const std::string dir = scratch.file("c");
   const int port = test_ports(1);

@@ -10,7 +10,7 @@
 #include "cluster/client.hpp"
 #include "cluster/slots.hpp"
 #include "hashmem/cluster.hpp"
-#include "test_util.hpp"
+#include "cluster_test_util.hpp"
 
 namespace hashmem {
 namespace {
@@ -20,42 +20,7 @@ using cluster::Command;
 using testing::error_of;
 using testing::ScratchDir;
 
-bool have_redis_server() { return std::system("command -v redis-server >/dev/null 2>&1") == 0; }
-
-// A cluster for one test, stopped however the test ends.
-struct TestCluster {
-  ScratchDir scratch;
-  cluster::UpOptions options;
-  cluster::Status status;
-  TestCluster(int masters, int replicas, int node_timeout_ms = 2000) {
-    options.dir = scratch.file("c");
-    options.masters = masters;
-    options.replicas = replicas;
-    options.node_timeout_ms = node_timeout_ms;
-    options.port = cluster::free_port_base(masters * (1 + replicas), 20000 + static_cast<int>(::getpid() % 600) * 50);
-    status = cluster::up(options);
-  }
-  ~TestCluster() {
-    try {
-      cluster::down(options.dir, 5);
-    } catch (const Error&) {
-    }
-  }
-  cluster::ClientOptions client(double retry_seconds = 15) const {
-    cluster::ClientOptions o;
-    for (const auto& n : status.nodes) o.seeds.push_back({options.host, n.port});
-    o.retry_seconds = retry_seconds;
-    return o;
-  }
-  std::unique_ptr<cluster::RedisConn> node(std::size_t i) const {
-    return std::make_unique<cluster::RedisConn>(options.host, status.nodes[i].port, 2.0);
-  }
-};
-
-#define REQUIRE_REDIS()                                                                                 \
-  do {                                                                                                  \
-    if (!have_redis_server()) GTEST_SKIP() << "redis-server is not installed (./run installs Debian's)"; \
-  } while (0)
+using testing::TestCluster;
 
 std::string value_of(std::size_t i) { return "value-" + std::to_string(i * 7919) + std::string(i % 50, 'x'); }
 
@@ -86,7 +51,7 @@ TEST(ClusterSlots, Crc16AndHashTagsAreRedis) {
 }
 
 TEST(ClusterClientTest, SlotsEqualTheServersAndRoundTripsCoverEveryNode) {
-  REQUIRE_REDIS();
+  HASHMEM_REQUIRE_REDIS();
   TestCluster tc(3, 0);
   auto n0 = tc.node(0);
   std::mt19937_64 rng(5);
@@ -95,7 +60,7 @@ TEST(ClusterClientTest, SlotsEqualTheServersAndRoundTripsCoverEveryNode) {
     for (char& ch : key) ch = static_cast<char>(rng() % 256);
     ASSERT_EQ(std::to_string(cluster::key_slot(key)), n0->text({"CLUSTER", "KEYSLOT", key})) << "key #" << i;
   }
-  ClusterClient client(tc.client());
+  ClusterClient client(tc.client_options());
   for (const auto& r : client.run(sets(3000))) ASSERT_EQ(std::string(r->str, r->len), "OK");
   expect_values(client, 3000);
   for (std::size_t i = 0; i < 3; ++i) EXPECT_GT(std::stoll(tc.node(i)->text({"DBSIZE"})), 800) << "node " << i;
@@ -103,9 +68,9 @@ TEST(ClusterClientTest, SlotsEqualTheServersAndRoundTripsCoverEveryNode) {
 }
 
 TEST(ClusterClientTest, FollowsAskDuringASlotMigrationAndMovedAfterIt) {
-  REQUIRE_REDIS();
+  HASHMEM_REQUIRE_REDIS();
   TestCluster tc(2, 0);
-  ClusterClient client(tc.client());
+  ClusterClient client(tc.client_options());
   client.run(sets(400));
   // Migrate the slot of k0 from its master to the other, by hand (what redis-cli --cluster reshard does).
   const int slot = cluster::key_slot("k0");
@@ -123,9 +88,9 @@ TEST(ClusterClientTest, FollowsAskDuringASlotMigrationAndMovedAfterIt) {
 }
 
 TEST(ClusterClientTest, RidesOutAKilledMaster) {
-  REQUIRE_REDIS();
+  HASHMEM_REQUIRE_REDIS();
   TestCluster tc(3, 1, 500);
-  ClusterClient client(tc.client());
+  ClusterClient client(tc.client_options());
   client.run(sets(2000));
   for (std::size_t i = 0; i < 3; ++i) tc.node(i)->command({"WAIT", "1", "2000"});  // replicas have every write
   ASSERT_EQ(::kill(static_cast<pid_t>(tc.status.nodes[1].pid), SIGKILL), 0);
@@ -135,9 +100,9 @@ TEST(ClusterClientTest, RidesOutAKilledMaster) {
 }
 
 TEST(ClusterClientTest, WithoutAReplicaTheErrorNamesTheUnreachableSlots) {
-  REQUIRE_REDIS();
+  HASHMEM_REQUIRE_REDIS();
   TestCluster tc(3, 0, 500);
-  ClusterClient client(tc.client(/*retry_seconds=*/1.5));
+  ClusterClient client(tc.client_options(/*retry_seconds=*/1.5));
   client.run(sets(300));
   ASSERT_EQ(::kill(static_cast<pid_t>(tc.status.nodes[0].pid), SIGKILL), 0);
   const std::string e = error_of([&] { expect_values(client, 300); });

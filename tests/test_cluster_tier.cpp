@@ -14,7 +14,7 @@
 #include "cluster/table_keys.hpp"
 #include "hashmem/cluster.hpp"
 #include "hashmem/store.hpp"
-#include "test_util.hpp"
+#include "cluster_test_util.hpp"
 
 namespace hashmem {
 namespace {
@@ -24,37 +24,9 @@ using store::Table;
 using testing::error_of;
 using testing::ScratchDir;
 
-bool have_redis_server() { return std::system("command -v redis-server >/dev/null 2>&1") == 0; }
-#define REQUIRE_REDIS()                                                                                 \
-  do {                                                                                                  \
-    if (!have_redis_server()) GTEST_SKIP() << "redis-server is not installed (./run installs Debian's)"; \
-  } while (0)
+using testing::TestCluster;
 
-struct TestCluster {
-  ScratchDir scratch;
-  cluster::UpOptions options;
-  cluster::Status status;
-  TestCluster(int masters, int replicas, int node_timeout_ms = 2000) {
-    options.dir = scratch.file("c");
-    options.masters = masters;
-    options.replicas = replicas;
-    options.node_timeout_ms = node_timeout_ms;
-    options.port = cluster::free_port_base(masters * (1 + replicas), 20000 + static_cast<int>(::getpid() % 600) * 50);
-    status = cluster::up(options);
-  }
-  ~TestCluster() {
-    try {
-      cluster::down(options.dir, 5);
-    } catch (const Error&) {
-    }
-  }
-  std::string seeds() const { return options.host + ":" + std::to_string(status.nodes[0].port); }
-  cluster::ClusterClient client() const {
-    cluster::ClientOptions o;
-    o.seeds = cluster::parse_seeds(seeds());
-    return cluster::ClusterClient(o);
-  }
-};
+cluster::ClusterClient client_of(const TestCluster& tc) { return cluster::ClusterClient(tc.client_options()); }
 
 std::string make_table(const ScratchDir& dir, DType dtype, const std::string& name, std::uint64_t seed = 1) {
   store::CreateOptions o;
@@ -96,7 +68,7 @@ void expect_same_rows(Table& t, const std::string& path, std::uint64_t seed, int
 }
 
 TEST(ClusterTier, PushPullRoundTripIsByteIdenticalAndPushIsIdempotent) {
-  REQUIRE_REDIS();
+  HASHMEM_REQUIRE_REDIS();
   TestCluster tc(3, 0);
   ScratchDir dir;
   for (DType dtype : {DType::f32, DType::bf16, DType::fp8}) {
@@ -115,13 +87,13 @@ TEST(ClusterTier, PushPullRoundTripIsByteIdenticalAndPushIsIdempotent) {
 }
 
 TEST(ClusterTier, APushCutOffMidwayIsRefusedThenResumed) {
-  REQUIRE_REDIS();
+  HASHMEM_REQUIRE_REDIS();
   TestCluster tc(2, 0);
   ScratchDir dir;
   const std::string path = make_table(dir, DType::bf16, "t");
   const cluster::PushResult full = cluster::push_table(path, tc.seeds(), "t");
   // What a push killed midway leaves: state "pushing", some blocks missing, one damaged.
-  auto c = tc.client();
+  auto c = client_of(tc);
   c.run({{{"HSET", cluster::meta_key("t"), "state", "pushing"}}, {{"DEL", cluster::block_key("t", 1)}},
          {{"DEL", cluster::block_key("t", 3)}}, {{"SETRANGE", cluster::block_key("t", 2), "5", "xx"}}});
   EXPECT_NE(error_of([&] { Table::open("", cluster_options(tc, "t")); }).find("incomplete"), std::string::npos);
@@ -137,7 +109,7 @@ TEST(ClusterTier, APushCutOffMidwayIsRefusedThenResumed) {
 }
 
 TEST(ClusterTier, GathersEqualTheDramTierForEveryDtype) {
-  REQUIRE_REDIS();
+  HASHMEM_REQUIRE_REDIS();
   TestCluster tc(3, 0);
   ScratchDir dir;
   for (DType dtype : {DType::f32, DType::bf16, DType::fp8}) {
@@ -154,12 +126,12 @@ TEST(ClusterTier, GathersEqualTheDramTierForEveryDtype) {
 }
 
 TEST(ClusterTier, AGatherStreamRidesOutAKilledMaster) {
-  REQUIRE_REDIS();
+  HASHMEM_REQUIRE_REDIS();
   TestCluster tc(3, 1, 500);
   ScratchDir dir;
   const std::string path = make_table(dir, DType::fp8, "t");
   cluster::push_table(path, tc.seeds(), "t");
-  auto c = tc.client();
+  auto c = client_of(tc);
   for (int m = 0; m < 3; ++m) {
     cluster::RedisConn(tc.options.host, tc.status.nodes[static_cast<std::size_t>(m)].port, 2).command({"WAIT", "1", "2000"});
   }
@@ -177,7 +149,7 @@ TEST(ClusterTier, AGatherStreamRidesOutAKilledMaster) {
 }
 
 TEST(ClusterTier, WithoutAReplicaErrorsNameTheSlotsAndTheCacheKeepsServing) {
-  REQUIRE_REDIS();
+  HASHMEM_REQUIRE_REDIS();
   TestCluster tc(3, 0, 500);
   ScratchDir dir;
   const std::string path = make_table(dir, DType::f32, "t");
@@ -203,7 +175,7 @@ TEST(ClusterTier, WithoutAReplicaErrorsNameTheSlotsAndTheCacheKeepsServing) {
 }
 
 TEST(ClusterTier, AGatherStreamStaysCorrectDuringAReshard) {
-  REQUIRE_REDIS();
+  HASHMEM_REQUIRE_REDIS();
   if (std::system("command -v redis-cli >/dev/null 2>&1") != 0) GTEST_SKIP() << "redis-cli is not installed";
   TestCluster tc(2, 0);
   ScratchDir dir;
@@ -224,7 +196,7 @@ TEST(ClusterTier, AGatherStreamStaysCorrectDuringAReshard) {
 }
 
 TEST(ClusterTier, TheCApiOpensTablesAndSessionsOnACluster) {
-  REQUIRE_REDIS();
+  HASHMEM_REQUIRE_REDIS();
   TestCluster tc(2, 0);
   ScratchDir dir;
   const std::string path = make_table(dir, DType::fp8, "t");
