@@ -105,6 +105,8 @@ TEST(ClusterTier, APushCutOffMidwayIsRefusedThenResumed) {
   cluster::pull_table(tc.seeds(), "t", dir.file("back"));
   EXPECT_EQ(testing::read_file(dir.file("back")), testing::read_file(path));
   EXPECT_NE(error_of([&] { Table::open("", cluster_options(tc, "nope")); }).find("does not exist"), std::string::npos);
+  c.run({{{"HSET", cluster::meta_key("t"), "file_bytes", "lots"}}});
+  EXPECT_NE(error_of([&] { Table::open("", cluster_options(tc, "t")); }).find("damaged meta"), std::string::npos);
   EXPECT_NE(error_of([&] { cluster::push_table(path, tc.seeds(), "bad:name"); }).find("without ':'"), std::string::npos);
 }
 

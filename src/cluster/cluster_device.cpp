@@ -224,7 +224,13 @@ store::TableInfo read_cluster_info(const std::string& seeds, const std::string& 
   const std::string state = reply_text(r[0]);
   if (state.empty()) throw Error(where + " does not exist (push it with hashmem table push)");
   if (state != "complete") throw Error(where + " is incomplete (its push stopped midway; run hashmem table push again)");
-  const std::uint64_t file_bytes = std::stoull(reply_text(r[1])), sums_at = std::stoull(reply_text(r[2]));
+  std::uint64_t file_bytes = 0, sums_at = 0;
+  try {
+    file_bytes = std::stoull(reply_text(r[1]));
+    sums_at = std::stoull(reply_text(r[2]));
+  } catch (const std::logic_error&) {
+    throw Error(where + " has a damaged meta key (file_bytes / checksums_offset are not numbers)");
+  }
   const std::string head = reply_text(r[3]), sums = reply_text(r[4]);
   const store::ByteReader read = [&](std::uint64_t off, std::size_t size) -> std::string {
     if (off + size <= head.size()) return head.substr(off, size);
