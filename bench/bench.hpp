@@ -30,5 +30,7 @@ void register_offload(CLI::App* bench, Action& action);  // bench/offload.cpp
 
 // Prints `value` as pretty JSON on stdout (the --json output of every part).
 void print_json(const nlohmann::ordered_json& value);
+// `rows` (an array of flat objects) as CSV, the first row's keys as the header; floats with 6 significant digits.
+std::string csv_text(const nlohmann::ordered_json& rows);
 
 }  // namespace hashmem::bench

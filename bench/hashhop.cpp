@@ -5,6 +5,7 @@
 #include <fstream>
 #include <iostream>
 #include <memory>
+#include <sstream>
 
 #include "bench.hpp"
 #include "hashmem/error.hpp"
@@ -204,5 +205,33 @@ void register_parts(CLI::App* bench, Action& action) {
 }
 
 void print_json(const nlohmann::ordered_json& value) { std::cout << value.dump(2) << std::endl; }
+
+std::string csv_text(const nlohmann::ordered_json& rows) {
+  std::ostringstream out;
+  if (rows.empty()) return "";
+  bool first = true;
+  for (const auto& [key, value] : rows[0].items()) out << (first ? "" : ",") << key, first = false;
+  out << '\n';
+  for (const auto& row : rows) {
+    first = true;
+    for (const auto& [key, value] : row.items()) {
+      out << (first ? "" : ",");
+      first = false;
+      if (value.is_string()) {
+        out << value.get<std::string>();
+      } else if (value.is_number_float()) {
+        char buf[32];
+        std::snprintf(buf, sizeof buf, "%.6g", value.get<double>());
+        out << buf;
+      } else {
+        out << value.dump();
+      }
+    }
+    out << '\n';
+  }
+  return out.str();
+}
+
+
 
 }  // namespace hashmem::bench

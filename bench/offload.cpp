@@ -61,20 +61,6 @@ void progress_line(const char* fmt, const std::string& what) {
   if (::isatty(2)) std::fprintf(stderr, fmt, what.c_str());
 }
 
-// The held-out file's documents as token ids (DeepSeek-V3's tokenizer).
-std::vector<std::vector<std::int64_t>> held_out_documents(const std::string& tokenizer_path, const std::string& path) {
-  const bpe::Tokenizer tokenizer = bpe::Tokenizer::load(tokenizer_path);
-  bpe::Encoder encoder(tokenizer);
-  const MappedFile file(path);
-  std::vector<std::vector<std::int64_t>> docs;
-  for (std::string_view doc : split_documents(file.view())) {
-    const std::vector<std::int32_t> ids = encoder.encode(doc);
-    if (!ids.empty()) docs.emplace_back(ids.begin(), ids.end());
-  }
-  if (docs.empty()) throw Error("held-out text '" + path + "' has no documents");
-  return docs;
-}
-
 // The training text's rows ranked hottest first (table-global ids: layer 14's rows after layer 1's), ties by id.
 std::vector<std::int64_t> ranked_profile(const TraceSource& source, const OffloadOptions& o, ProfileFigures& fig) {
   const double start = now_seconds();

@@ -46,7 +46,7 @@ struct DecodeResult {
 
 // Runs `run.steps` decode steps of `requests` (one token sequence per request, each >= steps tokens; the batch is
 // requests.size()). `reference`, if given, is another open table with the same rows: every gathered row is
-// compared with its gather there (bit for bit). Stats are reset at the start. Throws Error on bad sizes.
+// compared with its gather there (bit for bit), and the time that takes is left out of the step times. Stats are reset at the start. Throws Error on bad sizes.
 DecodeResult decode_loop(engram::Memory& memory, const std::vector<std::vector<std::int64_t>>& requests,
                          const DecodeRun& run, store::Table* reference);
 
@@ -72,6 +72,10 @@ BatchReadTimes raw_batch_reads(const std::string& path, std::uint64_t begin, std
 // Held-out text as requests: each take() hands out `n` consecutive tokens of one document, the documents in
 // turn (a request never shares a document with the previous documents().size() − 1 takes), never the same
 // tokens twice until rewind().
+// The documents of a held-out text file (separated by empty lines) as token ids of the tokenizer.json at
+// `tokenizer_path` (DeepSeek-V3's). Throws Error naming the file if it has no documents.
+std::vector<std::vector<std::int64_t>> held_out_documents(const std::string& tokenizer_path, const std::string& path);
+
 class RequestSource {
  public:
   explicit RequestSource(std::vector<std::vector<std::int64_t>> documents);

@@ -49,33 +49,6 @@ ojson prefill_row(const TierRun& ssd, const TierRun& dram) {
           {"iops", ratio(static_cast<double>(s.stats.reads), s.seconds)}};
 }
 
-// `rows` as CSV with the keys of the first row as the header.
-std::string csv(const ojson& rows) {
-  std::ostringstream out;
-  if (rows.empty()) return "";
-  bool first = true;
-  for (const auto& [key, value] : rows[0].items()) out << (first ? "" : ",") << key, first = false;
-  out << '\n';
-  for (const auto& row : rows) {
-    first = true;
-    for (const auto& [key, value] : row.items()) {
-      out << (first ? "" : ",");
-      first = false;
-      if (value.is_string()) {
-        out << value.get<std::string>();
-      } else if (value.is_number_float()) {
-        char buf[32];
-        std::snprintf(buf, sizeof buf, "%.6g", value.get<double>());
-        out << buf;
-      } else {
-        out << value.dump();
-      }
-    }
-    out << '\n';
-  }
-  return out.str();
-}
-
 ojson table_json(const store::TableInfo& t, double scale, double seconds) {
   return {{"path", t.path}, {"scale", scale}, {"rows", t.total_rows()}, {"bytes", t.data_bytes()},
           {"row_bytes", t.row_bytes}, {"dtype", store::dtype_name(t.dtype)}, {"dim", t.dim},
@@ -131,8 +104,8 @@ int write_report(const Report& r) {
       {"verify", {{"rows", verified}, {"mismatched", mismatched}}},
       {"peak_rss_gib", peak_rss_gib()}};
   write_file_atomically(o.workdir + "/offload.json", report.dump(2) + "\n");
-  write_file_atomically(o.workdir + "/offload-decode.csv", csv(decode));
-  write_file_atomically(o.workdir + "/offload-prefill.csv", csv(prefill));
+  write_file_atomically(o.workdir + "/offload-decode.csv", csv_text(decode));
+  write_file_atomically(o.workdir + "/offload-prefill.csv", csv_text(prefill));
   const std::string script = std::string(HASHMEM_SOURCE_DIR) + "/bench/plot_offload.py";
   if (::access(o.python.c_str(), X_OK) == 0) {
     const ChildResult plot = run_child({o.python, script, o.workdir + "/offload.json", o.workdir + "/offload.png"});
@@ -143,7 +116,7 @@ int write_report(const Report& r) {
   if (o.json) {
     print_json(report);
   } else {
-    std::printf("%s\n%s", csv(decode).c_str(), csv(prefill).c_str());
+    std::printf("%s\n%s", csv_text(decode).c_str(), csv_text(prefill).c_str());
   }
   if (mismatched) {
     std::fprintf(stderr, "bench offload: %llu of %llu gathered rows differ from the DRAM tier's\n",

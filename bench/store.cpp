@@ -16,6 +16,7 @@
 #include <unistd.h>
 
 #include "bench.hpp"
+#include "cluster_gather.hpp"
 #include "timing.hpp"
 #include "common/huge_pages.hpp"
 #include "hashmem/clock.hpp"
@@ -272,7 +273,7 @@ namespace hashmem::bench {
 namespace {
 
 struct GatherBenchOptions {
-  std::string table, workload = "zipf:1.0", policy = "s3fifo", corpus = "build/data/corpus";
+  std::string tier = "ssd", table, workload = "zipf:1.0", policy = "s3fifo", corpus = "build/data/corpus";
   std::uint64_t dram_budget = 0;
   double static_fraction = 0.0, seconds = 5.0;
   std::int64_t step_rows = 32768, lookups = 4'000'000;
@@ -394,8 +395,11 @@ void register_store(CLI::App* bench, Action& action) {
   s->callback([o, &action] { action = [o] { return run_store_bench(*o); }; });
 
   auto g = std::make_shared<GatherBenchOptions>();
-  CLI::App* ga = bench->add_subcommand("gather", "Stream a workload through a table on the SSD tier (and in DRAM)");
-  ga->add_option("--table", g->table, "Table file")->required();
+  CLI::App* ga = bench->add_subcommand("gather", "Stream a workload through a table on the SSD tier (and in DRAM), or "
+                                                 "(--tier cluster) V4.1 rows from Redis Clusters vs redis-benchmark");
+  ga->add_option("--tier", g->tier, "ssd (a --table file), or cluster (clusters, table and anchor made by the run)")
+      ->check(CLI::IsMember({"ssd", "cluster"}))->capture_default_str();
+  ga->add_option("--table", g->table, "Table file (--tier ssd)");
   ga->add_option("--dram-budget", g->dram_budget, "DRAM cache bytes")->capture_default_str();
   ga->add_option("--workload", g->workload, "zipf:ALPHA or text:FILE (tokenised with the corpus' SentencePiece model)")->capture_default_str();
   ga->add_option("--policy", g->policy, "lru, s3fifo, tinylfu")->capture_default_str();
@@ -405,7 +409,18 @@ void register_store(CLI::App* bench, Action& action) {
   ga->add_option("--corpus", g->corpus, "Corpus directory with spm.model (text workloads)")->capture_default_str();
   ga->add_flag("!--no-dram-anchor", g->dram_anchor, "Skip the whole-table-in-DRAM run");
   ga->add_flag("--json", g->json, "JSON output");
-  ga->callback([g, &action] { action = [g] { return run_gather_bench(*g); }; });
+  auto c = std::make_shared<ClusterGatherOptions>();
+  add_cluster_gather_options(ga, *c);
+  ga->callback([g, c, &action] {
+    action = [g, c] {
+      if (g->tier == "cluster") {
+        c->json = g->json;
+        return run_cluster_gather_bench(*c);
+      }
+      if (g->table.empty()) throw Error("bench gather --tier ssd needs --table FILE");
+      return run_gather_bench(*g);
+    };
+  });
 }
 
 }  // namespace hashmem::bench

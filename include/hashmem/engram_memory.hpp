@@ -69,7 +69,8 @@ class Memory {
 
   // A fresh table for this memory at `path` (f32 rows, normal(0, stddev) from `seed`), tied to the compression.
   void create(const std::string& path, std::uint64_t seed, float stddev) const;
-  // Opens `path` for lookups. Throws Error when its Engram constants or row width differ from this memory's.
+  // Opens `path` for lookups (on the cluster tier the path is ignored: options.name names the pushed table). Throws
+  // Error when its Engram constants or row width differ from this memory's.
   void open(const std::string& path, const store::OpenOptions& options);
   // Uses a table already open (shared with other Memories, e.g. sessions on several threads: store.hpp lets many
   // threads read one table). REQUIRES: table != nullptr. Throws Error as open() does.

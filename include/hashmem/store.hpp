@@ -111,6 +111,8 @@ struct OpenOptions {
   // "host:port[,host:port...]" and the name the table was pushed under. The cached tier's options above apply.
   std::string cluster, name;
   double cluster_retry_seconds = 15;  // how long a read waits for a failover (or reshard) before it fails
+  int cluster_io_threads = 2;         // threads sending batches, each on its own connections: while one batch is
+                                      // on the wire another is sent or decoded (2 reach the redis-benchmark ceiling)
 };
 
 struct Stats {

@@ -126,7 +126,13 @@ std::vector<Reply> ClusterClient::run(const std::vector<Command>& commands, doub
         for (std::size_t i : per_node[node]) {
           if (ask[i] >= 0) c->append({"ASKING"});
           const auto& a = commands[i].args;
-          c->append(std::vector<std::string_view>(a.begin(), a.end()));
+          std::string_view views[8];
+          if (a.size() > std::size(views)) {
+            c->append(std::vector<std::string_view>(a.begin(), a.end()));
+          } else {
+            std::copy(a.begin(), a.end(), views);
+            c->append(views, a.size());
+          }
         }
         if (!c->flush()) c = nullptr;
       }

@@ -47,12 +47,15 @@ ClientOptions client_options(const std::string& seeds, double retry_seconds = 15
 
 class ClusterDevice final : public store::RowDevice {
  public:
-  ClusterDevice(const std::string& seeds, const std::string& name, const store::TableInfo& info, int queue_depth,
-                double retry_seconds)
-      : name_("cluster " + seeds + " table " + name), table_(name), info_(info), rb_(info.row_bytes),
-        batch_(static_cast<std::size_t>(std::max(queue_depth, 1))), io_client_(client_options(seeds, retry_seconds)),
-        sync_client_(client_options(seeds, retry_seconds)) {
-    thread_ = std::thread([this] { loop(); });
+  ClusterDevice(const store::OpenOptions& o, const store::TableInfo& info)
+      : name_("cluster " + o.cluster + " table " + o.name), table_(o.name), info_(info), rb_(info.row_bytes),
+        batch_(static_cast<std::size_t>(std::max(o.queue_depth, 1))),
+        io_threads_(static_cast<std::size_t>(std::max(o.cluster_io_threads, 1))),
+        sync_client_(client_options(o.cluster, o.cluster_retry_seconds)) {
+    for (std::size_t i = 0; i < io_threads_; ++i) {
+      io_clients_.push_back(std::make_unique<ClusterClient>(client_options(o.cluster, o.cluster_retry_seconds)));
+    }
+    for (std::size_t i = 0; i < io_threads_; ++i) threads_.emplace_back([this, i] { loop(*io_clients_[i]); });
   }
   ~ClusterDevice() override {
     {
@@ -60,7 +63,7 @@ class ClusterDevice final : public store::RowDevice {
       stop_ = true;
     }
     cv_.notify_all();
-    thread_.join();
+    for (auto& t : threads_) t.join();
   }
 
   const std::string& name() const override { return name_; }
@@ -78,7 +81,7 @@ class ClusterDevice final : public store::RowDevice {
       reads[i]->io.done = false;
       pending_.push_back(reads[i]);
     }
-    cv_.notify_all();
+    cv_.notify_one();  // one I/O thread; it wakes the next if it leaves reads behind (fewer wakeups per prefetch)
   }
   void wait(store::RowRead& r) override {
     std::unique_lock<std::mutex> lock(mu_);
@@ -149,7 +152,9 @@ class ClusterDevice final : public store::RowDevice {
     }
   }
 
-  void loop() {
+  // One I/O thread: takes a batch of the pending reads, sends it as one pipelined round, marks it done.
+  void loop(ClusterClient& client) {
+    bool degraded = false;  // the last batch failed
     std::vector<store::RowRead*> batch;
     std::vector<std::int64_t> rows;
     for (;;) {
@@ -158,11 +163,15 @@ class ClusterDevice final : public store::RowDevice {
         cv_.wait(lock, [&] { return stop_ || !pending_.empty(); });
         if (stop_ && pending_.empty()) return;
         batch.clear();
+        // Everything that waits (up to a batch): the reads that arrive while it is on the wire go to another
+        // thread's batch at once, not after this round trip.
         while (!pending_.empty() && batch.size() < batch_) {
           batch.push_back(pending_.front());
           pending_.pop_front();
         }
-        max_in_flight_ = std::max(max_in_flight_, static_cast<int>(batch.size()));
+        in_flight_ += static_cast<int>(batch.size());
+        max_in_flight_ = std::max(max_in_flight_, in_flight_);
+        if (!pending_.empty()) cv_.notify_one();
       }
       rows.clear();
       for (store::RowRead* r : batch) rows.push_back(r->row);
@@ -171,13 +180,13 @@ class ClusterDevice final : public store::RowDevice {
         // Once a batch has failed after the whole retry budget (slots no failover brought back), the next ones
         // try for a moment only, so a gather of many rows fails in seconds, not one budget per batch; the first
         // batch that succeeds restores the budget.
-        read_batch(io_client_, rows.data(), rows.size(),
+        read_batch(client, rows.data(), rows.size(),
                    [&](std::size_t i, const std::uint8_t* b) { std::memcpy(batch[i]->io.buffer, b, rb_); },
-                   degraded_ ? 0.3 : -1);
-        degraded_ = false;
+                   degraded ? 0.3 : -1);
+        degraded = false;
       } catch (const Error& e) {
         failure = e.what();
-        degraded_ = true;
+        degraded = true;
       } catch (const std::bad_alloc&) {
         failure = "out of memory";
       }
@@ -189,6 +198,7 @@ class ClusterDevice final : public store::RowDevice {
           r->io.done = true;
         }
         reads_ += batch.size();
+        in_flight_ -= static_cast<int>(batch.size());
       }
       done_cv_.notify_all();
     }
@@ -198,17 +208,17 @@ class ClusterDevice final : public store::RowDevice {
   store::TableInfo info_;
   std::size_t rb_;
   std::size_t batch_;
-  ClusterClient io_client_;    // the I/O thread's
+  std::size_t io_threads_;
+  std::vector<std::unique_ptr<ClusterClient>> io_clients_;  // one per I/O thread
   ClusterClient sync_client_;  // the synchronous calls' (serialised by the cached tier)
   mutable std::mutex mu_;
   std::condition_variable cv_, done_cv_;
   std::deque<store::RowRead*> pending_;
   std::string failure_;
   std::uint64_t reads_ = 0;
-  int max_in_flight_ = 0;
+  int in_flight_ = 0, max_in_flight_ = 0;  // rows in the I/O threads' batches
   bool stop_ = false;
-  bool degraded_ = false;  // the I/O thread's: the last batch failed
-  std::thread thread_;
+  std::vector<std::thread> threads_;
 };
 
 }  // namespace
@@ -242,10 +252,8 @@ store::TableInfo read_cluster_info(const std::string& seeds, const std::string& 
   return info;
 }
 
-std::unique_ptr<store::RowDevice> open_cluster_device(const std::string& seeds, const std::string& name,
-                                                      const store::TableInfo& info, int queue_depth,
-                                                      double retry_seconds) {
-  return std::make_unique<ClusterDevice>(seeds, name, info, queue_depth, retry_seconds);
+std::unique_ptr<store::RowDevice> open_cluster_device(const store::OpenOptions& options, const store::TableInfo& info) {
+  return std::make_unique<ClusterDevice>(options, info);
 }
 
 }  // namespace hashmem::cluster

@@ -14,11 +14,11 @@ namespace hashmem::cluster {
 // checked as a file's would be. Throws Error naming the table when it is missing or its push is incomplete.
 store::TableInfo read_cluster_info(const std::string& seeds, const std::string& name);
 
-// Rows of `info` from the cluster: GETRANGEs of blocks pipelined to every node by an I/O thread (up to
-// `queue_depth` rows per batch); writes (writable tables) are SETRANGEs. A read waits up to `retry_seconds` for a
-// failover or reshard. Errors name the slots and rows.
-std::unique_ptr<store::RowDevice> open_cluster_device(const std::string& seeds, const std::string& name,
-                                                      const store::TableInfo& info, int queue_depth,
-                                                      double retry_seconds);
+// Rows of `info` from the cluster options.cluster, table options.name: GETRANGEs of blocks pipelined to every node
+// by options.cluster_io_threads I/O threads, each with its own connections (up to options.queue_depth rows per
+// batch; pending rows are shared out so every thread has a batch in flight); writes (writable tables) are
+// SETRANGEs. A read waits up to options.cluster_retry_seconds for a failover or reshard. Errors name the slots and
+// rows.
+std::unique_ptr<store::RowDevice> open_cluster_device(const store::OpenOptions& options, const store::TableInfo& info);
 
 }  // namespace hashmem::cluster

@@ -39,6 +39,7 @@ class RedisConn {
   // Pipelining, for the cluster client: append() queues a command, flush() writes every queued one (false on an
   // I/O error), get_reply() reads the next reply (nullptr on an I/O error or timeout: the connection is then unusable).
   void append(const std::vector<std::string_view>& args);
+  void append(const std::string_view* args, std::size_t n);
   bool flush();
   Reply get_reply();
   std::string error() const;  // the connection's last I/O error
@@ -48,6 +49,7 @@ class RedisConn {
  private:
   redisContext* ctx_ = nullptr;
   std::string name_;
+  std::string format_buffer_;  // append()'s, reused
 };
 
 }  // namespace hashmem::cluster

@@ -8,12 +8,26 @@
 
 namespace hashmem::cluster {
 
+namespace {
+
+// CRC16-XMODEM (polynomial 0x1021, MSB first) a byte at a time: entry b is the CRC of the byte b, bit by bit.
+struct Crc16Table {
+  std::uint16_t v[256];
+  constexpr Crc16Table() : v{} {
+    for (int b = 0; b < 256; ++b) {
+      std::uint16_t crc = static_cast<std::uint16_t>(b << 8);
+      for (int i = 0; i < 8; ++i) crc = static_cast<std::uint16_t>(crc & 0x8000 ? (crc << 1) ^ 0x1021 : crc << 1);
+      v[b] = crc;
+    }
+  }
+};
+constexpr Crc16Table kCrc16;
+
+}  // namespace
+
 std::uint16_t crc16_xmodem(std::string_view bytes) {
   std::uint16_t crc = 0;
-  for (unsigned char b : bytes) {
-    crc = static_cast<std::uint16_t>(crc ^ (static_cast<std::uint16_t>(b) << 8));
-    for (int i = 0; i < 8; ++i) crc = static_cast<std::uint16_t>(crc & 0x8000 ? (crc << 1) ^ 0x1021 : crc << 1);
-  }
+  for (unsigned char b : bytes) crc = static_cast<std::uint16_t>((crc << 8) ^ kCrc16.v[((crc >> 8) ^ b) & 0xff]);
   return crc;
 }
 

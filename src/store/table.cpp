@@ -152,13 +152,15 @@ std::unique_ptr<Table> Table::open(const std::string& path, const OpenOptions& o
     if (options.queue_depth < 1 || options.queue_depth > 4096) {
       throw Error("queue depth must be in [1, 4096], got " + std::to_string(options.queue_depth));
     }
+    if (options.tier == Tier::cluster && (options.cluster_io_threads < 1 || options.cluster_io_threads > 64)) {
+      throw Error("cluster I/O threads must be in [1, 64], got " + std::to_string(options.cluster_io_threads));
+    }
     if (!(options.static_fraction >= 0 && options.static_fraction <= 1)) {
       throw Error("static fraction must be in [0, 1], got " + std::to_string(options.static_fraction));
     }
     const std::vector<std::int64_t> hot = global_hot_rows(m);
     std::unique_ptr<RowDevice> device = options.tier == Tier::cluster
-                                            ? cluster::open_cluster_device(options.cluster, options.name, m.info, options.queue_depth,
-                                                                           options.cluster_retry_seconds)
+                                            ? cluster::open_cluster_device(options, m.info)
                                             : open_file_device(path, m.info, options.writable, options.queue_depth);
     m.tier = make_cached_tier(std::move(device), m.info, options, hot);
   }
