@@ -40,7 +40,9 @@ void hm_free(void* ptr);
  *                  `hashmem table push`, behind the same DRAM cache; `path` must then be NULL),
  *   "dram_budget": bytes of DRAM for cached rows on the ssd and cluster tiers (a non-negative integer; default 0),
  *   "cluster":     the cluster tier's "HOST:PORT" of any node ("HOST:PORT,HOST:PORT" for several),
- *   "name":        the cluster tier's table name (as pushed).
+ *   "name":        the cluster tier's table name (as pushed),
+ *   "replica_reads": true to spread the cluster tier's row reads over each master and its replicas (replicas lag
+ *                  writes; for tables being served, not trained; default false).
  * Unknown keys and values of the wrong type are errors naming them. Returns NULL (and sets *errptr) on failure:
  * a missing or damaged file, bad options, an unreachable cluster, out of memory. */
 hm_table* hm_table_open(const char* path, const char* options_json, char** errptr);

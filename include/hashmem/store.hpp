@@ -113,6 +113,8 @@ struct OpenOptions {
   double cluster_retry_seconds = 15;  // how long a read waits for a failover (or reshard) before it fails
   int cluster_io_threads = 2;         // threads sending batches, each on its own connections: while one batch is
                                       // on the wire another is sent or decoded (2 reach the redis-benchmark ceiling)
+  bool cluster_replica_reads = false; // prefetch reads spread over each slot's master and replicas (READONLY);
+                                      // replicas lag writes: for tables that are served, not trained
 };
 
 struct Stats {

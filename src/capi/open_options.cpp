@@ -49,6 +49,9 @@ bool take_store_key(store::OpenOptions& options, const std::string& key, const n
       throw Error("options: \"" + key + "\" must be a non-empty string, not " + value.dump());
     }
     (key == "cluster" ? options.cluster : options.name) = value.get<std::string>();
+  } else if (key == "replica_reads") {
+    if (!value.is_boolean()) throw Error("options: \"replica_reads\" must be true or false, not " + value.dump());
+    options.cluster_replica_reads = value.get<bool>();
   } else {
     return false;
   }
@@ -60,8 +63,8 @@ void check_tier_keys(const store::OpenOptions& o) {
   if (o.tier == store::Tier::cluster && (o.cluster.empty() || o.name.empty())) {
     throw Error("options: the cluster tier needs \"cluster\" (\"HOST:PORT\") and \"name\" (the pushed table's name)");
   }
-  if (o.tier != store::Tier::cluster && (!o.cluster.empty() || !o.name.empty())) {
-    throw Error("options: \"cluster\" and \"name\" belong to \"tier\": \"cluster\"");
+  if (o.tier != store::Tier::cluster && (!o.cluster.empty() || !o.name.empty() || o.cluster_replica_reads)) {
+    throw Error("options: \"cluster\", \"name\" and \"replica_reads\" belong to \"tier\": \"cluster\"");
   }
 }
 

@@ -82,9 +82,25 @@ void ClusterClient::refresh() {
 RedisConn* ClusterClient::conn(int node) {
   conns_.resize(map_.nodes.size());
   auto& c = conns_[static_cast<std::size_t>(node)];
-  if (!c) c = RedisConn::try_connect(map_.nodes[static_cast<std::size_t>(node)].host,
-                                     map_.nodes[static_cast<std::size_t>(node)].port, options_.timeout_seconds);
+  if (!c) {
+    c = RedisConn::try_connect(map_.nodes[static_cast<std::size_t>(node)].host,
+                               map_.nodes[static_cast<std::size_t>(node)].port, options_.timeout_seconds);
+    if (c && options_.read_from_replicas) {
+      try {
+        c->text({"READONLY"});  // a replica serves reads of its master's slots (a master ignores it)
+      } catch (const Error&) {
+        c.reset();
+      }
+    }
+  }
   return c.get();
+}
+
+int ClusterClient::read_node(int master) {
+  const std::vector<int>& replicas = map_.replicas[static_cast<std::size_t>(master)];
+  if (replicas.empty()) return master;
+  const std::size_t k = next_read_++ % (replicas.size() + 1);
+  return k == 0 ? master : replicas[k - 1];
 }
 
 void ClusterClient::drop(int node) { conns_[static_cast<std::size_t>(node)].reset(); }
@@ -108,7 +124,8 @@ std::vector<Reply> ClusterClient::run(const std::vector<Command>& commands, doub
     std::vector<std::vector<std::size_t>> per_node(map_.nodes.size());
     std::vector<std::size_t> again;
     for (std::size_t i : todo) {
-      const int node = ask[i] >= 0 ? ask[i] : map_.master[static_cast<std::size_t>(slot[i])];
+      int node = ask[i] >= 0 ? ask[i] : map_.master[static_cast<std::size_t>(slot[i])];
+      if (node >= 0 && ask[i] < 0 && commands[i].read_only && options_.read_from_replicas) node = read_node(node);
       if (node < 0) {
         again.push_back(i);
       } else {

@@ -20,6 +20,9 @@ struct ClientOptions {
   std::vector<Endpoint> seeds;     // any nodes of the cluster (the slot map is read from the first that answers)
   double timeout_seconds = 2.0;    // connect and per-reply timeout
   double retry_seconds = 15.0;     // how long one run() keeps retrying through failovers and reshards
+  // Commands marked read_only go to the slot's master and its replicas in turn (every connection sends READONLY
+  // first). Replicas lag their master by the replication delay: for tables that are not being written.
+  bool read_from_replicas = false;
 };
 
 // One command: args[key_index] is the key that routes it. Writes and reads alike; the caller keeps commands
@@ -27,6 +30,7 @@ struct ClientOptions {
 struct Command {
   std::vector<std::string> args;
   int key_index = 1;
+  bool read_only = false;  // may be served by a replica (ClientOptions::read_from_replicas)
 };
 
 class ClusterClient {
@@ -52,12 +56,14 @@ class ClusterClient {
 
  private:
   RedisConn* conn(int node);  // nullptr if the node cannot be reached now
+  int read_node(int master);  // the master or one of its replicas, in turn
   void drop(int node);
 
   ClientOptions options_;
   SlotMap map_;
   std::vector<std::unique_ptr<RedisConn>> conns_;  // per node index of map_
   Counters counters_;
+  std::size_t next_read_ = 0;
 };
 
 }  // namespace hashmem::cluster

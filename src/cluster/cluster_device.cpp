@@ -38,10 +38,11 @@ std::string reply_text(const Reply& r) {
   return r && (r->type == REDIS_REPLY_STRING || r->type == REDIS_REPLY_STATUS) ? std::string(r->str, r->len) : "";
 }
 
-ClientOptions client_options(const std::string& seeds, double retry_seconds = 15) {
+ClientOptions client_options(const std::string& seeds, double retry_seconds = 15, bool replica_reads = false) {
   ClientOptions o;
   o.seeds = parse_seeds(seeds);
   o.retry_seconds = retry_seconds;
+  o.read_from_replicas = replica_reads;
   return o;
 }
 
@@ -53,7 +54,8 @@ class ClusterDevice final : public store::RowDevice {
         io_threads_(static_cast<std::size_t>(std::max(o.cluster_io_threads, 1))),
         sync_client_(client_options(o.cluster, o.cluster_retry_seconds)) {
     for (std::size_t i = 0; i < io_threads_; ++i) {
-      io_clients_.push_back(std::make_unique<ClusterClient>(client_options(o.cluster, o.cluster_retry_seconds)));
+      io_clients_.push_back(std::make_unique<ClusterClient>(
+          client_options(o.cluster, o.cluster_retry_seconds, o.cluster_replica_reads)));
     }
     for (std::size_t i = 0; i < io_threads_; ++i) threads_.emplace_back([this, i] { loop(*io_clients_[i]); });
   }
@@ -139,6 +141,7 @@ class ClusterDevice final : public store::RowDevice {
     for (std::size_t i = 0; i < n; ++i) {
       const auto [key, off] = locate(rows[i]);
       cmds[i].args = {"GETRANGE", key, std::to_string(off), std::to_string(off + static_cast<std::int64_t>(rb_) - 1)};
+      cmds[i].read_only = true;
     }
     const std::vector<Reply> replies = client.run(cmds, retry_seconds);
     for (std::size_t i = 0; i < n; ++i) {
@@ -222,6 +225,12 @@ class ClusterDevice final : public store::RowDevice {
 };
 
 }  // namespace
+
+TableState table_state(const std::string& seeds, const std::string& name) {
+  ClusterClient client(client_options(seeds));
+  const std::string state = reply_text(client.run({{{"HGET", meta_key(name), "state"}}})[0]);
+  return state.empty() ? TableState::missing : state == "complete" ? TableState::complete : TableState::pushing;
+}
 
 store::TableInfo read_cluster_info(const std::string& seeds, const std::string& name) {
   ClusterClient client(client_options(seeds));

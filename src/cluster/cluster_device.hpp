@@ -14,6 +14,11 @@ namespace hashmem::cluster {
 // checked as a file's would be. Throws Error naming the table when it is missing or its push is incomplete.
 store::TableInfo read_cluster_info(const std::string& seeds, const std::string& name);
 
+// Whether table `name` is on the cluster at `seeds`: absent, its push incomplete, or complete (opens accept it).
+// Throws Error naming the seeds when no node answers.
+enum class TableState { missing, pushing, complete };
+TableState table_state(const std::string& seeds, const std::string& name);
+
 // Rows of `info` from the cluster options.cluster, table options.name: GETRANGEs of blocks pipelined to every node
 // by options.cluster_io_threads I/O threads, each with its own connections (up to options.queue_depth rows per
 // batch; pending rows are shared out so every thread has a batch in flight); writes (writable tables) are

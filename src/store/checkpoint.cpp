@@ -13,6 +13,7 @@ void Table::checkpoint() {
     // The cluster holds the table: a checkpoint writes the dirty rows back to it (checkpoint_to makes a file).
     if (!impl_->opt.writable) throw Error("table '" + impl_->path + "' was opened read-only: checkpoint needs writable = true");
     std::unique_lock<std::shared_mutex> exclusive(impl_->rw);
+    if (impl_->moments) impl_->moments->checkpoint();  // Adam's moments first, as for files
     impl_->tier->flush();
     return;
   }
@@ -26,7 +27,7 @@ void Table::checkpoint_to(const std::string& target) {
   // Adam's moments first: a crash between the two files leaves new moments beside old rows, which Adam tolerates
   // (the moments are running averages); the rows themselves are never half-written. Moments on disk that were
   // never loaded (no update since open) are loaded now, so a copy elsewhere carries them too.
-  if (!m.moments && target != m.path && ::access((m.path + ".adam").c_str(), F_OK) == 0) m.adam_moments();
+  if (!m.moments && target != m.path && m.has_stored_moments()) m.adam_moments();
   if (m.moments) m.moments->checkpoint_to(target + ".adam");
   // The backing first holds every row's current bytes (dirty rows written back), then a fresh file is made of it.
   m.tier->flush();

@@ -24,8 +24,10 @@ struct Table::Impl {
   // Throws Error naming the table when `tensor` or a row id is out of range.
   void check_rows(int tensor, const std::int64_t* rows, std::size_t n) const;
   // The Adam moments table "<path>.adam" ([m | v] f32 per row), created with zeros on first use and opened with
-  // this table's options. REQUIRES: rw held exclusively.
+  // this table's options; on the cluster tier the pushed table "<name>.adam" (made and pushed on first use).
+  // REQUIRES: rw held exclusively.
   Table& adam_moments();
+  bool has_stored_moments() const;  // "<path>.adam" exists (cluster: "<name>.adam" is pushed), opened or not
   static Impl& of(Table& table) { return *table.impl_; }
 };
 

@@ -4,31 +4,77 @@
 #include <algorithm>
 #include <cmath>
 #include <cstring>
+#include <filesystem>
 #include <mutex>
 #include <unistd.h>
 
+#include "cluster/cluster_device.hpp"
 #include "common/parallel.hpp"
+#include "hashmem/cluster.hpp"
 #include "hashmem/error.hpp"
 #include "store/table_impl.hpp"
 
 namespace hashmem::store {
 
-Table& Table::Impl::adam_moments() {
-  if (!moments) {
-    const std::string mpath = path + ".adam";
-    if (::access(mpath.c_str(), F_OK) == 0) {
-      const TableInfo mi = read_info(mpath);
-      if (mi.dim != 2 * info.dim || mi.dtype != DType::f32 || mi.total_rows() != info.total_rows()) {
-        throw Error("Adam moments '" + mpath + "' do not belong to table '" + path + "' (rows, dim or dtype differ)");
+namespace {
+
+CreateOptions moments_options(const TableInfo& info) {
+  CreateOptions co;
+  co.config = info.config;
+  co.dim = 2 * info.dim;
+  co.dtype = DType::f32;
+  co.init = Init::zeros;
+  co.checksum_block = info.checksum_block;
+  return co;
+}
+
+// On the cluster tier the moments are the table "<name>.adam" on the same cluster: on first use a zero table is
+// made in the temp directory, pushed (resumable: a push cut off before is completed), and removed.
+std::unique_ptr<Table> open_cluster_moments(const TableInfo& info, const OpenOptions& opt) {
+  OpenOptions mo = opt;
+  mo.name = opt.name + ".adam";
+  if (cluster::table_state(opt.cluster, mo.name) != cluster::TableState::complete) {
+    const std::string tmp = (std::filesystem::temp_directory_path() /
+                             ("hashmem-" + mo.name + "-" + std::to_string(::getpid()) + ".safetensors")).string();
+    struct Remove {
+      const std::string& path;
+      ~Remove() {
+        std::error_code ec;
+        std::filesystem::remove(path, ec);
       }
+    } remove{tmp};
+    create_table(moments_options(info), tmp);
+    cluster::push_table(tmp, opt.cluster, mo.name);
+  }
+  return Table::open("", mo);
+}
+
+}  // namespace
+
+bool Table::Impl::has_stored_moments() const {
+  if (moments) return true;
+  if (opt.tier == Tier::cluster) return cluster::table_state(opt.cluster, opt.name + ".adam") == cluster::TableState::complete;
+  return ::access((path + ".adam").c_str(), F_OK) == 0;
+}
+
+Table& Table::Impl::adam_moments() {
+  if (moments) return *moments;
+  const bool on_cluster = opt.tier == Tier::cluster;
+  const std::string mpath = on_cluster ? "cluster:" + opt.name + ".adam" : path + ".adam";
+  const auto check = [&](const TableInfo& mi) {
+    if (mi.dim != 2 * info.dim || mi.dtype != DType::f32 || mi.total_rows() != info.total_rows()) {
+      throw Error("Adam moments '" + mpath + "' do not belong to table '" + path + "' (rows, dim or dtype differ)");
+    }
+  };
+  if (on_cluster) {
+    std::unique_ptr<Table> m = open_cluster_moments(info, opt);
+    check(m->info());
+    moments = std::move(m);
+  } else {
+    if (::access(mpath.c_str(), F_OK) == 0) {
+      check(read_info(mpath));
     } else {
-      CreateOptions co;
-      co.config = info.config;
-      co.dim = 2 * info.dim;
-      co.dtype = DType::f32;
-      co.init = Init::zeros;
-      co.checksum_block = info.checksum_block;
-      create_table(co, mpath);
+      create_table(moments_options(info), mpath);
     }
     moments = Table::open(mpath, opt);  // same tier and hot rows: an update touches a row and its moments
   }
