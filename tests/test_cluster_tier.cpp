@@ -322,6 +322,47 @@ TEST(ClusterTier, TheCApiOpensTablesAndSessionsOnACluster) {
   EXPECT_NE(error(nullptr, "{\"tier\": \"cluster\", \"cluster\": \"" + tc.seeds() + "\", \"name\": \"absent\"}").find("does not exist"),
             std::string::npos);
   EXPECT_NE(error(nullptr, "{}").find("path is NULL"), std::string::npos);
+  EXPECT_NE(error(path.c_str(), "{\"replica_reads\": true}").find("belong to"), std::string::npos);
+  EXPECT_NE(error(nullptr, "{\"tier\": \"cluster\", \"cluster\": \"" + tc.seeds() + "\", \"name\": \"t\", \"replica_reads\": 1}")
+                .find("true or false"), std::string::npos);
+}
+
+// Reads from replicas: once every replica has caught up with its master (WAIT), gathers with replica reads equal
+// the DRAM tier's, the C API's "replica_reads" opens the same way, and the replicas served some of the reads.
+TEST(ClusterTier, ReplicaReadsEqualTheDramTierAndReachTheReplicas) {
+  HASHMEM_REQUIRE_REDIS();
+  TestCluster tc(2, 1);
+  ScratchDir dir;
+  const std::string path = make_table(dir, DType::bf16, "t", 3);
+  cluster::push_table(path, tc.seeds(), "t");
+  for (std::size_t i = 0; i < tc.status.nodes.size(); ++i) {
+    if (tc.status.nodes[i].role == "master") EXPECT_EQ(tc.node(i)->text({"WAIT", "1", "1500"}), "1");
+  }
+  // Redis 7.0 leaves a replica out of CLUSTER SLOTS until gossip reports a replication offset above 0 for it.
+  const double deadline = now_seconds() + 20;
+  for (bool listed = false; !listed && now_seconds() < deadline;) {
+    const cluster::SlotMap map = cluster::SlotMap::load(*tc.node(0));
+    listed = true;
+    for (int s : {0, 16383}) listed = listed && !map.replicas[static_cast<std::size_t>(map.master[static_cast<std::size_t>(s)])].empty();
+    if (!listed) ::usleep(100'000);
+  }
+  store::OpenOptions o = cluster_options(tc, "t");
+  o.cluster_replica_reads = true;
+  auto t = Table::open("", o);
+  expect_same_rows(*t, path, 21);
+  char* err = nullptr;
+  const std::string opts = "{\"tier\": \"cluster\", \"cluster\": \"" + tc.seeds() + "\", \"name\": \"t\", \"replica_reads\": true}";
+  hm_table* c = hm_table_open(nullptr, opts.c_str(), &err);
+  ASSERT_NE(c, nullptr) << err;
+  hm_table_close(c);
+  long replica_getranges = 0;
+  for (std::size_t i = 0; i < tc.status.nodes.size(); ++i) {
+    if (tc.status.nodes[i].role != "replica") continue;
+    const std::string stats = tc.node(i)->text({"INFO", "commandstats"});
+    const std::size_t at = stats.find("cmdstat_getrange:calls=");
+    if (at != std::string::npos) replica_getranges += std::atol(stats.c_str() + at + 23);
+  }
+  EXPECT_GT(replica_getranges, 0);
 }
 
 }  // namespace
