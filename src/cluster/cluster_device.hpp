@@ -20,9 +20,9 @@ enum class TableState { missing, pushing, complete };
 TableState table_state(const std::string& seeds, const std::string& name);
 
 // Rows of `info` from the cluster options.cluster, table options.name: GETRANGEs of blocks pipelined to every node
-// by options.cluster_io_threads I/O threads, each with its own connections (up to options.queue_depth rows per
-// batch; pending rows are shared out so every thread has a batch in flight); writes (writable tables) are
-// SETRANGEs. A read waits up to options.cluster_retry_seconds for a failover or reshard. Errors name the slots and
+// by options.cluster_io_threads I/O threads, each with its own connections, each taking what waits (up to
+// options.queue_depth rows), so reads that arrive while one batch is on the wire go out at once in another; writes
+// (writable tables) are SETRANGEs. A read waits up to options.cluster_retry_seconds for a failover or reshard. Errors name the slots and
 // rows.
 std::unique_ptr<store::RowDevice> open_cluster_device(const store::OpenOptions& options, const store::TableInfo& info);
 
