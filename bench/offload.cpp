@@ -87,15 +87,33 @@ std::vector<std::int64_t> ranked_profile(const TraceSource& source, const Offloa
   return ranked;
 }
 
-// The top `n` ranked rows as OpenOptions::hot_rows (per tensor, hottest first).
+// The tensor of a table-global row id, and the id within it.
+std::pair<std::size_t, std::int64_t> tensor_row(const engram::Layout& layout, std::int64_t row) {
+  std::size_t t = 0;
+  while (row >= layout.layers[t].rows) row -= layout.layers[t++].rows;
+  return {t, row};
+}
+
+// `n` ranked rows as OpenOptions::hot_rows (per tensor, hottest first). hot_set "global": the n hottest of the
+// table; "lead": the layers in model order (the least lead first) each take their hottest rows until n are taken —
+// layer 1, whose rows are wanted 0.47 ms after the token is known, before layer 14, which has 6.5 ms.
 std::vector<std::vector<std::int64_t>> hot_rows(const engram::Layout& layout, const std::vector<std::int64_t>& ranked,
-                                                std::int64_t n) {
+                                                std::int64_t n, const std::string& hot_set) {
   std::vector<std::vector<std::int64_t>> hot(layout.layers.size());
-  for (std::size_t i = 0; i < ranked.size() && static_cast<std::int64_t>(i) < n; ++i) {
-    std::int64_t row = ranked[i];
-    std::size_t t = 0;
-    while (row >= layout.layers[t].rows) row -= layout.layers[t++].rows;
-    hot[t].push_back(row);
+  if (hot_set == "global") {
+    for (std::size_t i = 0; i < ranked.size() && static_cast<std::int64_t>(i) < n; ++i) {
+      const auto [t, row] = tensor_row(layout, ranked[i]);
+      hot[t].push_back(row);
+    }
+    return hot;
+  }
+  for (std::size_t layer = 0; layer < layout.layers.size() && n > 0; ++layer) {  // layers are in model order
+    for (std::size_t i = 0; i < ranked.size() && n > 0; ++i) {
+      const auto [t, row] = tensor_row(layout, ranked[i]);
+      if (t != layer) continue;
+      hot[t].push_back(row);
+      --n;
+    }
   }
   return hot;
 }
@@ -212,7 +230,7 @@ TierRun run_budget(const OffloadOptions& o, const engram::Layout& layout, const 
   ssd.queue_depth = o.queue_depth;
   ssd.staging_bytes = o.staging_bytes;
   const auto slots = static_cast<std::int64_t>(ssd.dram_budget / info.row_bytes);
-  ssd.hot_rows = hot_rows(layout, ranked, static_cast<std::int64_t>(o.static_fraction * static_cast<double>(slots)));
+  ssd.hot_rows = hot_rows(layout, ranked, static_cast<std::int64_t>(o.static_fraction * static_cast<double>(slots)), o.hot_set);
   char label[64];
   std::snprintf(label, sizeof label, "SSD tier, budget %.0f %%", 100 * budget);
   progress_line("bench offload: opening the %s...\n", label);
@@ -246,6 +264,7 @@ void check_options(const OffloadOptions& o) {
   if (!(o.static_fraction >= 0 && o.static_fraction <= 1)) throw Error("--static-fraction must be in [0, 1]");
   if (o.queue_depth < 1 || o.queue_depth > 4096) throw Error("--queue-depth must be in [1, 4096]");
   store::parse_policy(o.policy);  // before the table is written, not after
+  if (o.hot_set != "global" && o.hot_set != "lead") throw Error("--hot-set must be global or lead, got '" + o.hot_set + "'");
   for (std::int64_t layer : engram::preset(o.preset).layers) {
     if (layer >= o.model_layers) throw Error("--model-layers " + std::to_string(o.model_layers) + " leaves out Engram layer " + std::to_string(layer));
   }
@@ -288,10 +307,16 @@ int run_offload_bench(OffloadOptions o) {
   report.options = &o;
   progress_line("bench offload: %s\n", "profiling the training text and tokenising the held-out text");
   std::vector<std::int64_t> ranked = ranked_profile({o.tokenizer, layout, compression}, o, report.profile);
-  {  // only the largest budget's static set is ever needed
+  {  // only the largest budget's static set is ever needed (of each layer, when one layer may take it all)
     const double most = *std::max_element(o.budgets.begin(), o.budgets.end());
-    const auto rows = static_cast<double>(total_rows(layout)) * most * o.static_fraction;
-    ranked.resize(std::min(ranked.size(), static_cast<std::size_t>(rows) + 1));
+    const auto cap = static_cast<std::int64_t>(static_cast<double>(total_rows(layout)) * most * o.static_fraction) + 1;
+    std::vector<std::int64_t> kept(layout.layers.size(), 0);
+    std::size_t out = 0;
+    for (std::size_t i = 0; i < ranked.size(); ++i) {
+      std::int64_t& k = o.hot_set == "global" ? kept[0] : kept[tensor_row(layout, ranked[i]).first];
+      if (k < cap) ranked[out++] = ranked[i], ++k;
+    }
+    ranked.resize(out);
     ranked.shrink_to_fit();
   }
   RequestSource source(held_out_documents(o.tokenizer, o.valid));
@@ -350,6 +375,8 @@ void register_offload(CLI::App* bench, Action& action) {
   c->add_option("--max-train-tokens", o->max_train_tokens, "Cap on the profile's tokens (0 = all)")->capture_default_str();
   c->add_option("--policy", o->policy, "Dynamic cache policy: lru, s3fifo, tinylfu")->capture_default_str();
   c->add_option("--static-fraction", o->static_fraction, "Share of the budget for the profile's hot set")->capture_default_str();
+  c->add_option("--hot-set", o->hot_set, "global (the table's hottest rows) or lead (layer 1's hottest first: the least lead)")
+      ->capture_default_str();
   c->add_option("--queue-depth", o->queue_depth, "io_uring reads in flight")->capture_default_str();
   c->add_option("--staging-bytes", o->staging_bytes, "Read buffers in flight, bytes")->capture_default_str();
   c->add_flag("--quick", o->quick, "A ~50 MB table, 12 steps, every row checked against the DRAM tier (for tests)");

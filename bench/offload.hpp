@@ -36,6 +36,7 @@ struct OffloadOptions {
   std::int64_t max_train_tokens = 0;  // 0 = all of train
   std::string policy = "s3fifo";
   double static_fraction = 0.9;
+  std::string hot_set = "global";  // global | lead: which rows the static hot set holds (offload.cpp, hot_rows)
   int queue_depth = 64;
   std::uint64_t staging_bytes = 256ull << 20;
   std::string python = HASHMEM_SYSTEM_PYTHON;

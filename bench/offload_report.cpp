@@ -89,7 +89,7 @@ int write_report(const Report& r) {
       {"table", table_json(r.table, o.scale, r.create_seconds)},
       {"anchor", table_json(r.anchor, o.anchor_scale, r.anchor_create_seconds)},
       {"init", o.init},
-      {"store", {{"policy", o.policy}, {"static_fraction", o.static_fraction}, {"queue_depth", o.queue_depth},
+      {"store", {{"policy", o.policy}, {"static_fraction", o.static_fraction}, {"hot_set", o.hot_set}, {"queue_depth", o.queue_depth},
                  {"staging_bytes", o.staging_bytes}}},
       {"model", {{"layers", o.model_layers}, {"engram_layers", r.table.config.layers}, {"work", "sleep"},
                  {"prefill_tokens", o.prefill_tokens}, {"steps", o.steps}}},
