@@ -46,6 +46,17 @@ TEST_F(OffloadBench, QuickRunGathersTheDramRowsFromSsdAndDeletesItsTable) {
   EXPECT_TRUE(std::filesystem::exists(dir_.file("offload") + "/offload-decode.csv"));
 }
 
+// The lead-first hot set (layer 1's rows before layer 14's) serves the same rows.
+TEST_F(OffloadBench, TheLeadFirstHotSetGathersTheDramRows) {
+  if (!have_data()) GTEST_SKIP() << "skipped: the corpus or DeepSeek-V3's tokenizer is missing (./run build fetches them)";
+  const CommandResult r = run("bench offload --quick --json --hot-set lead" + data_args());
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  const nlohmann::json j = nlohmann::json::parse(r.out);
+  EXPECT_GT(j["verify"]["rows"].get<std::uint64_t>(), 0u);
+  EXPECT_EQ(j["verify"]["mismatched"].get<std::uint64_t>(), 0u);
+  EXPECT_EQ(j["store"]["hot_set"].get<std::string>(), "lead");
+}
+
 TEST_F(OffloadBench, BadOptionsAreRefusedByName) {
   if (!have_data()) GTEST_SKIP() << "skipped: the corpus or DeepSeek-V3's tokenizer is missing (./run build fetches them)";
   const CommandResult budget = run("bench offload --budgets 0" + data_args());
@@ -61,6 +72,9 @@ TEST_F(OffloadBench, BadOptionsAreRefusedByName) {
                                     " --train " + kCorpus + "/train.txt --valid /nonexistent/valid.txt");
   EXPECT_NE(missing.exit_code, 0);
   EXPECT_NE(missing.err.find("/nonexistent/valid.txt"), std::string::npos) << missing.err;
+  const CommandResult hot_set = run("bench offload --hot-set nope" + data_args());
+  EXPECT_NE(hot_set.exit_code, 0);
+  EXPECT_NE(hot_set.err.find("--hot-set"), std::string::npos) << hot_set.err;
   const CommandResult help = run("bench offload --help");
   EXPECT_EQ(help.exit_code, 0);
   EXPECT_NE(help.out.find("--quick"), std::string::npos);
