@@ -224,7 +224,12 @@ void DelayProxy::loop() {
         ++i;
         continue;
       }
-      for (int fd : m.links[i]->fd) ::close(fd);  // close() also takes them out of the epoll set
+      // Out of the epoll set first: close() alone leaves the registration (and its events, pointing at the freed
+      // link) while another process holds the socket — a child between fork and exec (run_child) does.
+      for (int fd : m.links[i]->fd) {
+        ::epoll_ctl(m.epoll, EPOLL_CTL_DEL, fd, nullptr);
+        ::close(fd);
+      }
       m.links[i] = std::move(m.links.back());
       m.links.pop_back();
     }
