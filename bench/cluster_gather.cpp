@@ -9,7 +9,6 @@
 #include <filesystem>
 #include <random>
 #include <sched.h>
-#include <sys/resource.h>
 #include <unistd.h>
 
 #include "bench.hpp"
@@ -24,6 +23,7 @@
 #include "hashmem/process.hpp"
 #include "hashmem/progress.hpp"
 #include "offload_loop.hpp"
+#include "timing.hpp"
 
 namespace hashmem::bench {
 namespace {
@@ -137,20 +137,6 @@ void announce_proxies(const RunCluster& c, const DelayProxy& proxy) {
       ::usleep(50'000);
     }
   }
-}
-
-// CPU seconds (user + system) of this process, or of its waited-for children.
-double cpu_seconds(int who) {
-  rusage u{};
-  ::getrusage(who, &u);
-  return static_cast<double>(u.ru_utime.tv_sec + u.ru_stime.tv_sec) + 1e-6 * static_cast<double>(u.ru_utime.tv_usec + u.ru_stime.tv_usec);
-}
-
-double percentile(std::vector<double> v, double q) {
-  if (v.empty()) return 0;
-  const auto k = static_cast<std::size_t>(q * static_cast<double>(v.size() - 1) + 0.5);
-  std::nth_element(v.begin(), v.begin() + static_cast<std::ptrdiff_t>(k), v.end());
-  return v[k];
 }
 
 // redis-benchmark on the cluster: `test` (get | set) of values of `bytes`, pipelines of 48, `clients` connections.

@@ -1,5 +1,7 @@
 #include "offload_loop.hpp"
 
+#include "timing.hpp"
+
 #include <algorithm>
 #include <cmath>
 #include <cstring>
@@ -78,13 +80,7 @@ double DecodeResult::tokens_per_s() const {
   return seconds > 0 ? static_cast<double>(tokens) / seconds : 0.0;
 }
 
-double DecodeResult::percentile_step(double q) const {
-  if (step_seconds.empty()) return 0;
-  std::vector<double> sorted = step_seconds;
-  std::sort(sorted.begin(), sorted.end());
-  const auto rank = static_cast<std::size_t>(std::ceil(q * static_cast<double>(sorted.size())));
-  return sorted[std::min(sorted.size() - 1, rank > 0 ? rank - 1 : 0)];
-}
+double DecodeResult::percentile_step(double q) const { return percentile(step_seconds, q); }
 
 DecodeResult decode_loop(engram::Memory& memory, const std::vector<std::vector<std::int64_t>>& requests,
                          const DecodeRun& run, store::Table* reference) {
@@ -193,9 +189,7 @@ BatchReadTimes raw_batch_reads(const std::string& path, std::uint64_t begin, std
   io_uring_queue_exit(&ring);
   ::close(fd);
   if (!failure.empty()) throw Error("raw reads of '" + path + "' failed: " + failure);
-  DecodeResult sorted;  // its percentile rule
-  sorted.step_seconds = times;
-  return {reads, sorted.percentile_step(0.5), sorted.percentile_step(0.99)};
+  return {reads, percentile(times, 0.5), percentile(times, 0.99)};
 }
 
 RequestSource::RequestSource(std::vector<std::vector<std::int64_t>> documents)

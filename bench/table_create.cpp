@@ -17,6 +17,7 @@
 #include <unistd.h>
 
 #include "bench.hpp"
+#include "timing.hpp"
 #include "common/huge_pages.hpp"
 #include "hashmem/clock.hpp"
 #include "hashmem/engram.hpp"
@@ -75,18 +76,12 @@ struct CreateFigure {
 };
 
 // Best of `runs` creates of the table, deleted after each.
-double process_cpu_seconds() {
-  rusage u {};
-  ::getrusage(RUSAGE_SELF, &u);
-  return static_cast<double>(u.ru_utime.tv_sec + u.ru_stime.tv_sec) + 1e-6 * static_cast<double>(u.ru_utime.tv_usec + u.ru_stime.tv_usec);
-}
-
 CreateFigure time_create(const store::CreateOptions& c, const std::string& table, int run) {
-  const double t0 = now_seconds(), cpu0 = process_cpu_seconds();
+  const double t0 = now_seconds(), cpu0 = cpu_seconds();
   CreateFigure f;
   f.bytes = store::create_table(c, table).file_bytes;
   f.seconds = now_seconds() - t0;
-  f.cpu_seconds = process_cpu_seconds() - cpu0;
+  f.cpu_seconds = cpu_seconds() - cpu0;
   f.bytes_per_second = static_cast<double>(f.bytes) / f.seconds;
   fs::remove(table);
   std::fprintf(stderr, "bench table-create: run %d, init %s: %.0f MB/s\n", run,

@@ -4,7 +4,10 @@
 #pragma once
 
 #include <algorithm>
+#include <cmath>
 #include <cstdint>
+#include <sys/resource.h>
+#include <vector>
 
 #include "hashmem/clock.hpp"
 
@@ -48,6 +51,23 @@ double calls_per_second(Fn&& fn, double seconds, int rounds = 3) {
     best = std::max(best, static_cast<double>(calls) / (t - t0));
   }
   return best;
+}
+
+// The q-quantile of `values` (q in [0, 1]) by the nearest-rank rule: the smallest value with at least q of them at
+// or below it. 0 for no values.
+inline double percentile(std::vector<double> values, double q) {
+  if (values.empty()) return 0;
+  std::sort(values.begin(), values.end());
+  const auto rank = static_cast<std::size_t>(std::ceil(q * static_cast<double>(values.size())));
+  return values[std::min(values.size() - 1, rank > 0 ? rank - 1 : 0)];
+}
+
+// CPU seconds (user + system) of this process (RUSAGE_SELF) or of its waited-for children (RUSAGE_CHILDREN).
+inline double cpu_seconds(int who = RUSAGE_SELF) {
+  rusage u{};
+  ::getrusage(who, &u);
+  return static_cast<double>(u.ru_utime.tv_sec + u.ru_stime.tv_sec) +
+         1e-6 * static_cast<double>(u.ru_utime.tv_usec + u.ru_stime.tv_usec);
 }
 
 }  // namespace hashmem::bench
